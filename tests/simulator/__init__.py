@@ -1,0 +1,1 @@
+"""Helpers for driving the SMSC simulator from tests."""
