@@ -1,0 +1,328 @@
+"""Message text: data_coding, GSM 03.38, user data headers and reassembly.
+
+Theory of operation
+-------------------
+A ``short_message`` is bytes whose meaning depends on ``data_coding``;
+:func:`decode_short_message` turns them into ``str`` and never raises (an MO must
+never be lost to a bad byte: undecodable bytes become U+FFFD).
+
+data_coding 0 is the SMSC default alphabet. In SMPP that is nearly always GSM 03.38
+*unpacked* (one septet per octet, ``0x1B`` escaping into the extension table), but
+some SMSCs use ASCII/Latin-1 instead: ``gsm7_default`` chooses, per carrier. An
+unknown escape shows the base character (3GPP TS 23.038 §6.2.1.1); a lone trailing
+escape becomes a space. The 0xF0-0xFF "message class" group is honoured (bit 2:
+8-bit data, else GSM 7-bit); any other unknown value is decoded as Latin-1.
+
+Long messages arrive in parts, tied together either by a user data header
+(esm_class UDHI bit 0x40; information element 0x00 with an 8-bit reference or 0x08
+with a 16-bit one) or by the ``sar_*`` optional parameters. :class:`MessageAssembler`
+collects parts keyed by ``(source_addr, destination_addr, reference, total)``, in
+any order, and hands out the whole message once all are in, with the sequence
+numbers of every deliver_sm that carried it so the driver can acknowledge them all.
+Payload bytes are joined *before* decoding, so a UCS-2 surrogate pair split across
+two parts still decodes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from smscd.smpp._errors import LocalProtocolError
+
+if TYPE_CHECKING:
+    from smscd.smpp._events import DeliverSm, Tlv
+
+__all__ = [
+    "AssembledMessage",
+    "Concat",
+    "MessageAssembler",
+    "PartialMessage",
+    "decode_short_message",
+    "encode_gsm7",
+    "is_gsm7",
+    "split_udh",
+]
+
+# fmt: off
+_GSM_BASIC: Final = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"
+    " !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# fmt: on
+assert len(_GSM_BASIC) == 128
+_GSM_EXTENSION: Final = {
+    0x0A: "\f",
+    0x14: "^",
+    0x28: "{",
+    0x29: "}",
+    0x2F: "\\",
+    0x3C: "[",
+    0x3D: "~",
+    0x3E: "]",
+    0x40: "|",
+    0x65: "€",
+}
+_ESC: Final = 0x1B
+_GSM_ENCODE: Final[dict[str, bytes]] = {
+    **{ch: bytes([code]) for code, ch in enumerate(_GSM_BASIC) if code != _ESC},
+    **{ch: bytes([_ESC, code]) for code, ch in _GSM_EXTENSION.items()},
+}
+
+#: Optional parameter tags used here.
+TAG_SAR_MSG_REF_NUM: Final = 0x020C
+TAG_SAR_TOTAL_SEGMENTS: Final = 0x020E
+TAG_SAR_SEGMENT_SEQNUM: Final = 0x020F
+TAG_MESSAGE_PAYLOAD: Final = 0x0424
+
+_UDHI: Final = 0x40
+
+
+def _decode_gsm7(payload: bytes) -> str:
+    out: list[str] = []
+    escaped = False
+    for octet in payload:
+        if octet > 0x7F:
+            out.append("\ufffd")
+            escaped = False
+        elif escaped:
+            out.append(_GSM_EXTENSION.get(octet, _GSM_BASIC[octet]))
+            escaped = False
+        elif octet == _ESC:
+            escaped = True
+        else:
+            out.append(_GSM_BASIC[octet])
+    if escaped:
+        out.append(" ")
+    return "".join(out)
+
+
+def decode_short_message(data_coding: int, payload: bytes, *, gsm7_default: bool = True) -> str:
+    """Decode message bytes by data_coding; never raises (see module docstring)."""
+    payload = bytes(payload)
+    if data_coding == 0x00:
+        if gsm7_default:
+            return _decode_gsm7(payload)
+        return payload.decode("ascii", "replace")
+    if data_coding == 0x01:
+        return payload.decode("ascii", "replace")
+    if data_coding == 0x08:
+        return payload.decode("utf-16-be", "replace")
+    if 0xF0 <= data_coding <= 0xFF and not data_coding & 0x04:
+        return _decode_gsm7(payload)
+    # 0x03 Latin-1, and the best effort for everything else (0x02/0x04 binary...).
+    return payload.decode("latin-1")
+
+
+def encode_gsm7(text: str) -> bytes:
+    """GSM 03.38 unpacked septets (data_coding 0); extension characters take two.
+
+    Raises LocalProtocolError naming the first character outside GSM 03.38.
+    """
+    try:
+        return b"".join([_GSM_ENCODE[ch] for ch in text])
+    except KeyError as exc:
+        raise LocalProtocolError(f"character {exc.args[0]!r} is not in GSM 03.38") from None
+
+
+def is_gsm7(text: str) -> bool:
+    """True when every character of ``text`` exists in GSM 03.38 (with extension)."""
+    return all(ch in _GSM_ENCODE for ch in text)
+
+
+# --- concatenation ----------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Concat:
+    """Where one part fits in a concatenated message."""
+
+    #: The reference shared by every part (8 or 16 bits).
+    ref: int
+    #: How many parts the whole message has (>= 1).
+    total: int
+    #: This part's number, 1..total.
+    seqnum: int
+
+
+def _valid(ref: int, total: int, seqnum: int) -> Concat | None:
+    if total < 1 or not 1 <= seqnum <= total:
+        return None
+    return Concat(ref=ref, total=total, seqnum=seqnum)
+
+
+def split_udh(esm_class: int, short_message: bytes) -> tuple[Concat | None, bytes]:
+    """Strip the user data header (when esm_class has UDHI) and read concatenation.
+
+    Returns ``(concat, payload)``. Other information elements are skipped. A UDH
+    that does not fit the message is treated as no UDH at all: ``(None,
+    short_message)``. A concatenation element with impossible numbers is ignored.
+    """
+    if not esm_class & _UDHI or not short_message:
+        return None, short_message
+    udhl = short_message[0]
+    end = 1 + udhl
+    if end > len(short_message):
+        return None, short_message
+    concat: Concat | None = None
+    pos = 1
+    while pos < end:
+        if pos + 2 > end:
+            return None, short_message
+        iei, iel = short_message[pos], short_message[pos + 1]
+        data = short_message[pos + 2 : pos + 2 + iel]
+        pos += 2 + iel
+        if pos > end:
+            return None, short_message
+        if iei == 0x00 and iel == 3:
+            concat = _valid(data[0], data[1], data[2])
+        elif iei == 0x08 and iel == 4:
+            concat = _valid(int.from_bytes(data[0:2], "big"), data[2], data[3])
+    return concat, short_message[end:]
+
+
+def _tlv_int(tlvs: tuple[Tlv, ...], tag: int) -> int | None:
+    for tlv in tlvs:
+        if tlv.tag == tag and tlv.value:
+            return int.from_bytes(tlv.value, "big")
+    return None
+
+
+def _tlv_bytes(tlvs: tuple[Tlv, ...], tag: int) -> bytes | None:
+    for tlv in tlvs:
+        if tlv.tag == tag:
+            return tlv.value
+    return None
+
+
+def sar_concat(tlvs: tuple[Tlv, ...]) -> Concat | None:
+    """Concatenation from sar_msg_ref_num/sar_total_segments/sar_segment_seqnum."""
+    ref = _tlv_int(tlvs, TAG_SAR_MSG_REF_NUM)
+    total = _tlv_int(tlvs, TAG_SAR_TOTAL_SEGMENTS)
+    seqnum = _tlv_int(tlvs, TAG_SAR_SEGMENT_SEQNUM)
+    if ref is None or total is None or seqnum is None:
+        return None
+    return _valid(ref, total, seqnum)
+
+
+# --- reassembly --------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class AssembledMessage:
+    """A whole mobile-originated message, however many deliver_sm carried it."""
+
+    source_addr: str
+    source_addr_ton: int
+    source_addr_npi: int
+    destination_addr: str
+    text: str
+    data_coding: int
+    #: The deliver_sm sequence of every part (duplicates included): ack them all.
+    sequences: tuple[int, ...]
+
+
+@attrs.frozen(kw_only=True)
+class PartialMessage:
+    """An incomplete message dropped by :meth:`MessageAssembler.expire`."""
+
+    source_addr: str
+    destination_addr: str
+    ref: int
+    total: int
+    #: The part numbers that did arrive, sorted.
+    received: tuple[int, ...]
+    #: Best-effort text of the parts that arrived, in order.
+    text: str
+    sequences: tuple[int, ...]
+
+
+@attrs.define
+class _Parts:
+    first: DeliverSm
+    first_seen: float
+    payloads: dict[int, bytes] = attrs.field(factory=dict)
+    sequences: list[int] = attrs.field(factory=list)
+
+
+_Key = tuple[str, str, int, int]
+
+
+@attrs.define
+class MessageAssembler:
+    """Reassembles concatenated deliver_sm parts (UDH or sar_* TLVs), any order."""
+
+    _pending: dict[_Key, _Parts] = attrs.field(factory=dict, init=False)
+
+    def __len__(self) -> int:
+        """How many partial messages are waiting for parts."""
+        return len(self._pending)
+
+    def feed(
+        self, deliver: DeliverSm, *, now: float, gsm7_default: bool = True
+    ) -> AssembledMessage | None:
+        """Add one deliver_sm; return the whole message once complete, else None."""
+        body = deliver.short_message
+        if not body:
+            body = _tlv_bytes(deliver.tlvs, TAG_MESSAGE_PAYLOAD) or b""
+        concat, payload = split_udh(deliver.esm_class, body)
+        if concat is None and not deliver.esm_class & _UDHI:
+            concat = sar_concat(deliver.tlvs)
+        if concat is None or concat.total == 1:
+            return self._message(deliver, payload, (deliver.sequence,), gsm7_default)
+        key = (deliver.source_addr, deliver.destination_addr, concat.ref, concat.total)
+        parts = self._pending.get(key)
+        if parts is None:
+            parts = self._pending[key] = _Parts(first=deliver, first_seen=now)
+        parts.payloads.setdefault(concat.seqnum, payload)  # a resent part: keep the first
+        parts.sequences.append(deliver.sequence)
+        if len(parts.payloads) < concat.total:
+            return None
+        del self._pending[key]
+        whole = b"".join(parts.payloads[n] for n in range(1, concat.total + 1))
+        return self._message(parts.first, whole, tuple(parts.sequences), gsm7_default)
+
+    @staticmethod
+    def _message(
+        deliver: DeliverSm, payload: bytes, sequences: tuple[int, ...], gsm7_default: bool
+    ) -> AssembledMessage:
+        return AssembledMessage(
+            source_addr=deliver.source_addr,
+            source_addr_ton=deliver.source_addr_ton,
+            source_addr_npi=deliver.source_addr_npi,
+            destination_addr=deliver.destination_addr,
+            text=decode_short_message(deliver.data_coding, payload, gsm7_default=gsm7_default),
+            data_coding=deliver.data_coding,
+            sequences=sequences,
+        )
+
+    def expire(
+        self, now: float, max_age: float = 60.0, *, gsm7_default: bool = True
+    ) -> list[PartialMessage]:
+        """Drop and return partial messages whose first part is older than max_age."""
+        dropped: list[PartialMessage] = []
+        for key, parts in list(self._pending.items()):
+            if now - parts.first_seen < max_age:
+                continue
+            del self._pending[key]
+            received = tuple(sorted(parts.payloads))
+            text = decode_short_message(
+                parts.first.data_coding,
+                b"".join(parts.payloads[n] for n in received),
+                gsm7_default=gsm7_default,
+            )
+            dropped.append(
+                PartialMessage(
+                    source_addr=key[0],
+                    destination_addr=key[1],
+                    ref=key[2],
+                    total=key[3],
+                    received=received,
+                    text=text,
+                    sequences=tuple(parts.sequences),
+                )
+            )
+        return dropped
