@@ -1,0 +1,37 @@
+"""An SMSC that speaks real SMPP 3.4 over TCP, for the tests and demos of smscd.
+
+async with open_simulator(SimulatorConfig(port=0)) as sim:
+    ...  # bind an ESME to 127.0.0.1:sim.port
+    await sim.inject_mo("84327000686", "BH MK 0123456789")
+    [mt] = await sim.wait_submitted(1)
+"""
+
+from __future__ import annotations
+
+from smscd.simulator._cli import main
+from smscd.simulator._config import SimulatorConfig
+from smscd.simulator._errors import NoReceiverError, SimulatorError
+from smscd.simulator._receipt import format_message_id, receipt_text
+from smscd.simulator._simulator import (
+    SessionInfo,
+    Simulator,
+    SimulatorEventHandler,
+    SubmittedSm,
+    open_simulator,
+    same_number,
+)
+
+__all__ = [
+    "NoReceiverError",
+    "SessionInfo",
+    "Simulator",
+    "SimulatorConfig",
+    "SimulatorError",
+    "SimulatorEventHandler",
+    "SubmittedSm",
+    "format_message_id",
+    "main",
+    "open_simulator",
+    "receipt_text",
+    "same_number",
+]
