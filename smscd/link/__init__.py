@@ -1,0 +1,44 @@
+"""smscd.link: the trio driver of one SMSC bind.
+
+link = Link(LinkConfig(name="viettel", host=..., port=..., system_id=..., password=...))
+async with trio.open_nursery() as nursery:
+    await nursery.start(link.run)           # returns at once; binds in the background
+    result = await link.submit(OutboundSm(source_addr="8079", destination_addr=..., text=...))
+    async for item in link.inbound():       # InboundMo | InboundReceipt
+        ...                                 # make it durable, then
+        await item.ack()                    # the deliver_sm_resp goes out now
+    await link.stop()
+"""
+
+from __future__ import annotations
+
+from smscd.link._config import BindKind, LinkConfig
+from smscd.link._link import Link
+from smscd.link._types import (
+    Accepted,
+    AckHandle,
+    InboundItem,
+    InboundMo,
+    InboundReceipt,
+    LinkStatistics,
+    OutboundSm,
+    Rejected,
+    RetryLater,
+    SubmitResult,
+)
+
+__all__ = [
+    "Accepted",
+    "AckHandle",
+    "BindKind",
+    "InboundItem",
+    "InboundMo",
+    "InboundReceipt",
+    "Link",
+    "LinkConfig",
+    "LinkStatistics",
+    "OutboundSm",
+    "Rejected",
+    "RetryLater",
+    "SubmitResult",
+]

@@ -1,0 +1,972 @@
+"""The trio driver of one SMSC bind.
+
+Theory of operation
+-------------------
+A :class:`Link` runs one *supervisor* task per TCP connection it needs (one for a
+transceiver bind, two for a transmitter + receiver pair). A supervisor loops:
+connect (``connect_timeout``), bind, serve until the connection ends, then sleep a
+capped exponential backoff with jitter and start again, until :meth:`Link.stop`.
+
+Each connection is a :class:`_Session`: a trio stream plus a sans-I/O
+``smscd.smpp.Connection``. Inside it, three things touch the wire:
+
+* the *reader* task owns ``receive_some()``. It feeds the core, answers
+  enquire_link and unbind itself (never behind an application queue), resolves
+  responses to their waiting requests, and turns deliver_sm into inbound items
+  with ``send_nowait`` so a full inbound channel can never block it;
+* the *timer* task sends enquire_link after ``enquire_link_interval`` of silence,
+  asks the core which requests have expired (a timed-out request closes the
+  session: the SMSC is not answering), and answers inbound items the caller did
+  not ack within ``ack_timeout``;
+* anyone writing (submitters, the reader, the timer, ack handles) goes through
+  ``_Session.send``: events queue in order and whoever holds the one
+  ``StrictFIFOLock`` encodes the whole queue with the core's ``send`` and writes
+  it with one ``send_all`` (group commit: one syscall for many PDUs under load).
+  If ``send_all`` raises, the core is told (``send_failed``) and the session is
+  closed.
+
+Submits pass three gates in order, all FIFO: the window (a semaphore of
+``window`` permits held until the response), a wait for a bound transmitter, and
+the *pace* lock, which spaces submit_sm ``1/throughput`` apart and holds
+everybody while the bind is paused after a throttling status. Nothing is
+reordered by a throttle: the throttled message goes back to its caller as
+``RetryLater`` and the queue behind it waits.
+
+Inbound deliver_sm are answered only when the caller acks the item. The parts of
+a multi-part MO are held until the whole message is acked. Trade-off: a part
+whose message does not complete within ``ack_timeout`` is answered 0 (so the
+SMSC does not time it out and redeliver it endlessly) and kept only in memory by
+the assembler (lost if the daemon dies before the other parts arrive, or after
+the assembler's max age).
+
+Time is read only through ``trio.current_time()`` and handed to the core.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import TYPE_CHECKING, assert_never
+
+import attrs
+import structlog
+import trio
+
+from smscd.link._config import BindKind, LinkConfig
+from smscd.link._mask import mask_msisdn
+from smscd.link._types import (
+    Accepted,
+    InboundItem,
+    InboundMo,
+    InboundReceipt,
+    LinkStatistics,
+    OutboundSm,
+    Rejected,
+    RetryLater,
+    SubmitResult,
+)
+from smscd.smpp import (
+    Bind,
+    BindMode,
+    BindResp,
+    CommandStatus,
+    Connection,
+    DeliverSm,
+    DeliverSmResp,
+    EnquireLink,
+    EnquireLinkResp,
+    FramingError,
+    GenericNack,
+    MessageAssembler,
+    NeedData,
+    PduRejected,
+    ReceiptError,
+    RemoteProtocolError,
+    Role,
+    SessionState,
+    SmppError,
+    SubmitSm,
+    SubmitSmResp,
+    Unbind,
+    UnbindResp,
+    encode_gsm7,
+    is_receipt,
+    is_temporary,
+    is_throttling,
+    message_id_keys,
+    parse_receipt,
+    response_for,
+)
+
+if TYPE_CHECKING:
+    from smscd.smpp import Event, Request, Response
+
+__all__ = ["Link"]
+
+
+#: Bytes asked of receive_some() at a time.
+_RECEIVE_SIZE = 65536
+#: How long the assembler keeps the parts of an incomplete multi-part MO.
+_ASSEMBLY_MAX_AGE = 60.0
+_WRITE_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
+_SUBMIT_STATES = (SessionState.BOUND_TX, SessionState.BOUND_TRX)
+
+
+def _status_name(status: int) -> str:
+    try:
+        return CommandStatus(status).name
+    except ValueError:
+        return f"0x{status:08X}"
+
+
+@attrs.define(eq=False)
+class _Outgoing:
+    """One event (or raw reply bytes) waiting for the write lock."""
+
+    payload: Event | bytes
+    #: Taken by a flush: encoded (or refused) and handed to send_all.
+    taken: bool = False
+    error: BaseException | None = None
+
+
+@attrs.define(eq=False)
+class _Pending:
+    """A request sent on a session, waiting for its response."""
+
+    request: Request
+    outgoing: _Outgoing | None = None
+    done: trio.Event = attrs.Factory(trio.Event)
+    response: Response | None = None
+    #: ``"timeout"`` or ``"connection_lost"`` when no response will come.
+    failure: str | None = None
+
+    def resolve(self, response: Response) -> None:
+        if not self.done.is_set():
+            self.response = response
+            self.done.set()
+
+    def fail(self, reason: str) -> None:
+        if not self.done.is_set():
+            self.failure = reason
+            self.done.set()
+
+
+@attrs.define(eq=False)
+class _HeldPart:
+    """A part of an incomplete multi-part MO whose deliver_sm_resp is held back."""
+
+    deliver: DeliverSm
+    deadline: float
+
+
+@attrs.define(eq=False)
+class _Ack:
+    """The ack handle behind one inbound item: answers its deliver_sm(s) once."""
+
+    link: Link
+    session: _Session
+    parts: tuple[DeliverSm, ...]
+    deadline: float
+    done: bool = False
+    timed_out: bool = False
+
+    async def ack(self, status: int) -> None:
+        if self.done:
+            if self.timed_out:
+                self.link.log.info(
+                    "deliver_sm_ack_late", status=_status_name(status), parts=len(self.parts)
+                )
+            return
+        self.done = True
+        self.session.held.discard(self)
+        if not self.session.held:
+            self.link._notify()  # stop() may be waiting for the last ack
+        for part in self.parts:
+            if not await self.session.reply(response_for(part, command_status=status)):
+                self.link.log.warning(
+                    "deliver_sm_resp_dropped", sequence=part.sequence, status=_status_name(status)
+                )
+                return
+
+
+class _Session:
+    """One TCP connection, its SMPP core, and what is waiting on it."""
+
+    def __init__(
+        self, *, config: LinkConfig, mode: BindMode, bind_id: str, stream: trio.SocketStream
+    ) -> None:
+        self.mode = mode
+        self.bind_id = bind_id
+        self.stream = stream
+        self.conn = Connection(Role.ESME, response_timeout=config.response_timeout)
+        self.write_timeout = config.response_timeout
+        self.write_lock = trio.StrictFIFOLock()
+        self.outgoing: list[_Outgoing] = []
+        self.cancel_scope = trio.CancelScope()
+        self.pending: dict[int, _Pending] = {}
+        self.enquire: _Pending | None = None
+        self.last_received = trio.current_time()
+        self.bound = False
+        self.closed = False
+        self.close_reason = ""
+        self.bind_status: int | None = None
+        #: Parts of incomplete multi-part MOs, by deliver_sm sequence.
+        self.waiting_parts: dict[int, _HeldPart] = {}
+        #: Inbound items handed out and not acked yet.
+        self.held: set[_Ack] = set()
+
+    def close(self, reason: str) -> None:
+        """End the session (idempotent); the supervisor cleans up and reconnects."""
+        if not self.closed:
+            self.closed = True
+            self.close_reason = reason
+            self.bound = False
+            # Closing the socket now (not only in the supervisor's cleanup) wakes
+            # a write that is blocked on a peer which stopped reading.
+            self.stream.socket.close()
+        self.cancel_scope.cancel()
+
+    # Writing (group commit). A writer appends its event to ``outgoing`` and takes
+    # the write lock; whoever holds the lock encodes *every* queued event, in queue
+    # order, with ``conn.send`` and writes them with one ``send_all``. Under load
+    # that is one syscall for many PDUs; the core's state still changes in wire
+    # order, under the lock. A writer cancelled before its event was taken removes
+    # it, so nothing half-committed is left behind. If ``send_all`` raises
+    # (Cancelled included) the core is told (``send_failed``), the session is
+    # closed and every event of that batch fails.
+
+    def enqueue(self, event: Event | bytes) -> _Outgoing:
+        item = _Outgoing(payload=event)
+        self.outgoing.append(item)
+        return item
+
+    async def written(self, item: _Outgoing) -> None:
+        """Wait until ``item`` is on the wire. Raises SmppError (the core refused
+        it: nothing written) or a trio resource error (the session is closed)."""
+        try:
+            async with self.write_lock:
+                if not item.taken:
+                    await self._flush()
+        except BaseException:
+            if not item.taken:
+                self.outgoing.remove(item)
+            raise
+        if item.error is not None:
+            raise item.error
+
+    async def _flush(self) -> None:
+        batch, self.outgoing = self.outgoing, []
+        now = trio.current_time()
+        chunks: list[bytes] = []
+        for item in batch:
+            item.taken = True
+            if isinstance(item.payload, bytes):
+                chunks.append(item.payload)
+                continue
+            try:
+                chunks.append(self.conn.send(item.payload, now=now))
+            except SmppError as exc:
+                item.error = exc
+        if not chunks:
+            return
+        try:
+            # The batch belongs to every writer in it, so the caller that happens
+            # to flush it may not abandon it halfway by being cancelled; a write
+            # that takes a whole response_timeout means a dead peer.
+            with trio.move_on_after(self.write_timeout, shield=True) as scope:
+                await self.stream.send_all(b"".join(chunks))
+            if scope.cancelled_caught:
+                raise trio.BrokenResourceError("write timed out")
+        except BaseException:
+            self.conn.send_failed()
+            self.close("write_failed")
+            for item in batch:
+                if item.error is None:
+                    item.error = trio.BrokenResourceError("the write failed")
+            raise
+
+    async def send(self, event: Event | bytes) -> None:
+        """Write one event (or raw bytes) now; see ``written`` for errors."""
+        await self.written(self.enqueue(event))
+
+    async def request(self, request: Request) -> _Pending:
+        """Send a request; the returned slot is resolved by the reader or failed."""
+        pending = self.start_request(request)
+        await self.finish_request(pending)
+        return pending
+
+    def start_request(self, request: Request) -> _Pending:
+        """Queue a request (its place on the wire is fixed from now on)."""
+        pending = _Pending(request=request)
+        pending.outgoing = self.enqueue(request)
+        self.pending[request.sequence] = pending
+        return pending
+
+    async def finish_request(self, pending: _Pending) -> None:
+        assert pending.outgoing is not None
+        try:
+            await self.written(pending.outgoing)
+        except BaseException:
+            if self.pending.get(pending.request.sequence) is pending:
+                del self.pending[pending.request.sequence]
+            raise
+
+    async def reply(self, response: Response) -> bool:
+        """Send a response; False if the session can no longer carry it."""
+        if self.closed:
+            return False
+        try:
+            await self.send(response)
+        except (SmppError, *_WRITE_ERRORS):
+            return False
+        return True
+
+    def fail_all(self, reason: str) -> None:
+        for pending in self.pending.values():
+            pending.fail(reason)
+        self.pending.clear()
+
+
+@attrs.define
+class _Counters:
+    submitted: int = 0
+    accepted: int = 0
+    retry_later: int = 0
+    rejected: int = 0
+    lost_in_flight: int = 0
+    reconnects: int = 0
+    throttled: int = 0
+    mo_received: int = 0
+    receipts_received: int = 0
+
+
+class Link:
+    """The driver of one carrier bind (see the module docstring)."""
+
+    def __init__(self, config: LinkConfig) -> None:
+        self.config = config
+        # Lazy: follows whatever configuration the daemon sets later.
+        self.log = structlog.get_logger(carrier=config.name, system_id=config.system_id)
+        self._modes: tuple[BindMode, ...] = (
+            (BindMode.TRANSCEIVER,)
+            if config.bind is BindKind.TRANSCEIVER
+            else (BindMode.TRANSMITTER, BindMode.RECEIVER)
+        )
+        self._tx_mode = self._modes[0]
+        self._mode_state: dict[BindMode, str] = dict.fromkeys(self._modes, "idle")
+        self._sessions: dict[BindMode, _Session] = {}
+        self._state_changed = trio.Event()
+        self._window = trio.Semaphore(config.window)
+        self._pace_lock = trio.StrictFIFOLock()
+        self._interval = 1.0 / config.throughput if config.throughput > 0 else 0.0
+        self._next_slot = -math.inf
+        self._paused_until = -math.inf
+        self._in_flight = 0
+        self._drained = trio.Event()
+        self._drained.set()
+        self._counters = _Counters()
+        self._assembler = MessageAssembler()
+        self._inbound_send, self._inbound_receive = trio.open_memory_channel[InboundItem](
+            config.window
+        )
+        self._bind_counter = 0
+        self._last_failure: dict[BindMode, str | None] = dict.fromkeys(self._modes)
+        self._started = False
+        self._stopping = False
+        self._stopped = trio.Event()
+        self._run_scope: trio.CancelScope | None = None
+
+    # --- public API ---------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Connect, bind, serve and reconnect until :meth:`stop`.
+
+        ``task_status.started()`` is called as soon as the supervisors run, not
+        after the first bind, so a daemon starts even while a carrier is down.
+        """
+        if self._started:
+            raise RuntimeError("Link.run() may be called only once")
+        self._started = True
+        try:
+            async with self._inbound_send:
+                with trio.CancelScope() as scope:
+                    self._run_scope = scope
+                    if self._stopping:
+                        task_status.started()
+                        return
+                    async with trio.open_nursery() as nursery:
+                        for mode in self._modes:
+                            nursery.start_soon(self._supervise, mode)
+                        task_status.started()
+        finally:
+            for mode in self._modes:
+                self._mode_state[mode] = "stopped"
+            self._notify()
+            self._stopped.set()
+
+    async def wait_bound(self) -> None:
+        """Return once every connection of the link is bound."""
+        while not self._is_bound():
+            await self._state_changed.wait()
+
+    def inbound(self) -> trio.MemoryReceiveChannel[InboundItem]:
+        """The channel of MOs and receipts (bounded by ``window``; closed after run)."""
+        return self._inbound_receive
+
+    async def submit(self, message: OutboundSm) -> SubmitResult:
+        """Submit one MT and return what became of it.
+
+        Never raises for network or SMSC trouble (that is ``RetryLater``). Raises
+        ``smscd.smpp.LocalProtocolError`` for a message that cannot be encoded at
+        all (text outside GSM 03.38, over 254 octets, address too long): a bug in
+        the caller, not worth retrying.
+        """
+        short_message = encode_gsm7(message.text)
+        self._counters.submitted += 1
+        result = await self._submit(message, short_message)
+        match result:
+            case Accepted():
+                self._counters.accepted += 1
+            case RetryLater():
+                self._counters.retry_later += 1
+            case Rejected():
+                self._counters.rejected += 1
+            case _:
+                assert_never(result)
+        return result
+
+    async def stop(self) -> None:
+        """Stop gracefully within ``stop_timeout``: refuse new submits, wait for
+        the outstanding responses, unbind, close."""
+        if self._stopping:
+            if self._started:
+                with trio.move_on_after(self.config.stop_timeout):
+                    await self._stopped.wait()
+            return
+        self._stopping = True
+        self._notify()
+        start = trio.current_time()
+        deadline = start + self.config.stop_timeout
+        self.log.info("link_stopping", in_flight=self._in_flight)
+        with trio.move_on_at(start + self.config.stop_timeout * 0.5):
+            # Outstanding submits get their answers, and inbound items being made
+            # durable get their acks out, before the unbind.
+            await self._drained.wait()
+            while any(session.held for session in self._sessions.values()):
+                await self._state_changed.wait()
+        with trio.move_on_at(start + self.config.stop_timeout * 0.9, shield=True):
+            async with trio.open_nursery() as nursery:
+                for session in list(self._sessions.values()):
+                    nursery.start_soon(self._unbind, session)
+        for session in list(self._sessions.values()):
+            if not session.closed:
+                # The unbind did not complete in time: drop the connection.
+                session.close("stopped")
+                await trio.aclose_forcefully(session.stream)
+        if self._run_scope is not None:
+            self._run_scope.cancel()
+        if self._started:
+            with trio.move_on_at(deadline):
+                await self._stopped.wait()
+        self.log.info("link_stopped")
+
+    def statistics(self) -> LinkStatistics:
+        c = self._counters
+        return LinkStatistics(
+            name=self.config.name,
+            state=self._state(),
+            bound=self._is_bound(),
+            in_flight=self._in_flight,
+            window=self.config.window,
+            submitted=c.submitted,
+            accepted=c.accepted,
+            retry_later=c.retry_later,
+            rejected=c.rejected,
+            lost_in_flight=c.lost_in_flight,
+            reconnects=c.reconnects,
+            throttled=c.throttled,
+            mo_received=c.mo_received,
+            receipts_received=c.receipts_received,
+        )
+
+    # --- state --------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        self._state_changed.set()
+        self._state_changed = trio.Event()
+
+    def _is_bound(self) -> bool:
+        return all(
+            (s := self._sessions.get(mode)) is not None and s.bound and not s.closed
+            for mode in self._modes
+        )
+
+    def _state(self) -> str:
+        if self._stopped.is_set():
+            return "stopped"
+        if self._stopping:
+            return "stopping"
+        order = ("idle", "backing_off", "connecting", "binding", "bound")
+        return min(self._mode_state.values(), key=order.index)
+
+    def _tx_session(self) -> _Session | None:
+        session = self._sessions.get(self._tx_mode)
+        if session is None or not session.bound or session.closed:
+            return None
+        return session
+
+    # --- supervision --------------------------------------------------------------
+
+    async def _supervise(self, mode: BindMode) -> None:
+        attempt = 0
+        first = True
+        while not self._stopping:
+            if not first:
+                self._counters.reconnects += 1
+            first = False
+            was_bound = await self._run_session(mode)
+            if self._stopping:
+                break
+            if was_bound:
+                attempt = 0
+            delay = min(
+                self.config.backoff_max, self.config.backoff_initial * 2 ** min(attempt, 32)
+            )
+            delay *= random.uniform(0.5, 1.0)
+            attempt += 1
+            self._mode_state[mode] = "backing_off"
+            self.log.info("link_reconnecting", mode=mode.value, delay=round(delay, 3))
+            await trio.sleep(delay)
+
+    def _note_failure(self, mode: BindMode, key: str, event: str, **fields: object) -> None:
+        """Log a connect/bind failure once, and again only when it changes."""
+        if self._last_failure[mode] != key:
+            self._last_failure[mode] = key
+            self.log.warning(event, mode=mode.value, **fields)
+
+    async def _run_session(self, mode: BindMode) -> bool:
+        """One connection from connect to close; returns whether it got bound."""
+        self._bind_counter += 1
+        bind_id = f"{self.config.name}/{mode.value}/{self._bind_counter}"
+        structlog.contextvars.bind_contextvars(
+            carrier=self.config.name, system_id=self.config.system_id, bind_id=bind_id
+        )
+        self._mode_state[mode] = "connecting"
+        try:
+            with trio.fail_after(self.config.connect_timeout):
+                stream = await trio.open_tcp_stream(self.config.host, self.config.port)
+        except (OSError, trio.TooSlowError) as exc:
+            self._note_failure(
+                mode,
+                f"connect:{type(exc).__name__}",
+                "link_connect_failed",
+                error=type(exc).__name__,
+            )
+            return False
+        session = _Session(config=self.config, mode=mode, bind_id=bind_id, stream=stream)
+        self._sessions[mode] = session
+        # Quiet while retrying a failure already reported (logged once, D6).
+        log_connected = self.log.info if self._last_failure[mode] is None else self.log.debug
+        log_connected("link_connected", mode=mode.value, bind_id=bind_id)
+        try:
+            with session.cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._reader, session)
+                    nursery.start_soon(self._timers, session)
+                    self._mode_state[mode] = "binding"
+                    if await self._bind(session):
+                        await trio.sleep_forever()
+                    session.close("bind_failed")
+        finally:
+            was_bound = session.bind_status == 0
+            session.close(session.close_reason or "cancelled")
+            if self._sessions.get(mode) is session:
+                del self._sessions[mode]
+            session.fail_all("connection_lost")
+            self._notify()
+            await trio.aclose_forcefully(stream)
+            if self._stopping:
+                pass
+            elif was_bound:
+                self.log.warning("link_disconnected", mode=mode.value, reason=session.close_reason)
+            elif session.bind_status is not None:
+                name = _status_name(session.bind_status)
+                self._note_failure(mode, f"bind:{name}", "bind_failed", status=name)
+            else:
+                reason = session.close_reason
+                self._note_failure(
+                    mode, f"bind:{reason}", "bind_failed", status=None, reason=reason
+                )
+        return was_bound
+
+    async def _bind(self, session: _Session) -> bool:
+        bind = Bind(
+            sequence=session.conn.next_sequence(),
+            mode=session.mode,
+            system_id=self.config.system_id,
+            password=self.config.password,
+            system_type=self.config.system_type,
+        )
+        try:
+            pending = await session.request(bind)
+        except SmppError as exc:
+            self.log.error("bind_not_sent", error=str(exc))
+            return False
+        except _WRITE_ERRORS:
+            return False
+        await pending.done.wait()
+        response = pending.response
+        if response is None:
+            return False
+        session.bind_status = response.command_status
+        if response.command_status != 0 or not isinstance(response, BindResp):
+            return False
+        session.bound = True
+        self._last_failure[session.mode] = None
+        self._mode_state[session.mode] = "bound"
+        self.log.info("bind_succeeded", mode=session.mode.value, smsc_system_id=response.system_id)
+        self._notify()
+        return True
+
+    async def _unbind(self, session: _Session) -> None:
+        """Unbind one session (for stop); closes it whatever the outcome."""
+        if session.closed:
+            return
+        try:
+            pending = await session.request(Unbind(sequence=session.conn.next_sequence()))
+        except (SmppError, *_WRITE_ERRORS):
+            return
+        await pending.done.wait()
+        if isinstance(pending.response, UnbindResp):
+            self.log.info("link_unbound", mode=session.mode.value, initiator="esme")
+            session.close("stopped")
+
+    # --- the reader -----------------------------------------------------------------
+
+    async def _reader(self, session: _Session) -> None:
+        conn = session.conn
+        while True:
+            try:
+                data = await session.stream.receive_some(_RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                session.close("connection_lost")
+                return
+            try:
+                conn.receive_data(data)
+                while True:
+                    try:
+                        event = conn.next_event()
+                    except PduRejected as exc:
+                        self.log.warning(
+                            "pdu_rejected",
+                            sequence=exc.sequence,
+                            status=_status_name(exc.command_status),
+                            error=str(exc),
+                        )
+                        if exc.reply is not None:
+                            try:
+                                await session.send(exc.reply)
+                            except _WRITE_ERRORS:
+                                return
+                        continue
+                    if isinstance(event, NeedData):
+                        break
+                    session.last_received = trio.current_time()
+                    await self._dispatch(session, event)
+            except FramingError as exc:
+                self.log.warning("framing_error_received", error=str(exc))
+                session.close("framing_error")
+                return
+            except RemoteProtocolError as exc:
+                self.log.warning("protocol_error_received", error=str(exc))
+                session.close("protocol_error")
+                return
+            except SmppError:
+                # LocalProtocolError: a write failed meanwhile (send_failed), the
+                # core refuses further reads; the session is already closing.
+                session.close("write_failed")
+                return
+            if not data:
+                session.close("connection_closed")
+                return
+
+    async def _dispatch(self, session: _Session, event: Event) -> None:
+        match event:
+            case (
+                BindResp()
+                | UnbindResp()
+                | EnquireLinkResp()
+                | SubmitSmResp()
+                | DeliverSmResp()
+                | GenericNack()
+            ):
+                pending = session.pending.pop(event.sequence, None)
+                if pending is None:
+                    self.log.warning(
+                        "response_unmatched",
+                        command=type(event).__name__,
+                        sequence=event.sequence,
+                        status=_status_name(event.command_status),
+                    )
+                else:
+                    pending.resolve(event)
+            case EnquireLink():
+                await session.reply(response_for(event))
+            case Unbind():
+                await session.reply(response_for(event))
+                self.log.warning("link_unbound", mode=session.mode.value, initiator="smsc")
+                session.close("unbound_by_smsc")
+            case DeliverSm():
+                await self._on_deliver(session, event)
+            case Bind() | SubmitSm():
+                # Not a request an SMSC may send to an ESME.
+                await session.reply(
+                    GenericNack(
+                        sequence=event.sequence, command_status=CommandStatus.ESME_RINVCMDID
+                    )
+                )
+            case _:
+                assert_never(event)
+
+    # --- inbound --------------------------------------------------------------------
+
+    async def _on_deliver(self, session: _Session, deliver: DeliverSm) -> None:
+        now = trio.current_time()
+        deadline = now + self.config.ack_timeout
+        item: InboundItem
+        if is_receipt(deliver):
+            try:
+                receipt = parse_receipt(deliver)
+            except ReceiptError as exc:
+                self.log.warning(
+                    "receipt_unparsed",
+                    sequence=deliver.sequence,
+                    msisdn=mask_msisdn(deliver.source_addr),
+                    error=str(exc),
+                )
+                await session.reply(response_for(deliver))
+                return
+            self._counters.receipts_received += 1
+            ack = _Ack(link=self, session=session, parts=(deliver,), deadline=deadline)
+            item = InboundReceipt(
+                carrier=self.config.name,
+                receipt=receipt,
+                id_keys=message_id_keys(receipt.message_id, self.config.message_id_format),
+                source_addr=deliver.source_addr,
+                destination_addr=deliver.destination_addr,
+                ack_handle=ack,
+            )
+            self.log.debug("receipt_received", stat=receipt.stat)
+        else:
+            message = self._assembler.feed(deliver, now=now, gsm7_default=self.config.gsm7_default)
+            if message is None:
+                session.waiting_parts[deliver.sequence] = _HeldPart(deliver, deadline)
+                return
+            parts = [deliver]
+            for sequence in message.sequences:
+                part = session.waiting_parts.get(sequence)
+                if (
+                    sequence != deliver.sequence
+                    and part is not None
+                    and part.deliver.source_addr == deliver.source_addr
+                ):
+                    del session.waiting_parts[sequence]
+                    parts.append(part.deliver)
+            self._counters.mo_received += 1
+            ack = _Ack(link=self, session=session, parts=tuple(parts), deadline=deadline)
+            item = InboundMo(
+                carrier=self.config.name,
+                source_addr=message.source_addr,
+                source_addr_ton=message.source_addr_ton,
+                source_addr_npi=message.source_addr_npi,
+                destination_addr=message.destination_addr,
+                text=message.text,
+                data_coding=message.data_coding,
+                parts=len(message.sequences),
+                ack_handle=ack,
+            )
+            self.log.info(
+                "mo_received", msisdn=mask_msisdn(message.source_addr), parts=len(message.sequences)
+            )
+        session.held.add(ack)
+        try:
+            self._inbound_send.send_nowait(item)
+        except trio.WouldBlock:
+            # Never block the reader: the item times out to ESME_RX_T_APPN.
+            self.log.warning("inbound_queue_full", sequence=deliver.sequence)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.log.warning("inbound_channel_closed", sequence=deliver.sequence)
+
+    # --- timers ---------------------------------------------------------------------
+
+    async def _timers(self, session: _Session) -> None:
+        config = self.config
+        tick = min(0.25, config.response_timeout / 8, config.ack_timeout / 8)
+        tick = min(tick, config.enquire_link_interval / 8)
+        conn = session.conn
+        while True:
+            await trio.sleep(tick)
+            now = trio.current_time()
+            expired = conn.expired_requests(now)
+            if expired:
+                for request in expired:
+                    pending = session.pending.pop(request.sequence, None)
+                    if pending is not None:
+                        pending.fail("timeout")
+                    if isinstance(request, EnquireLink):
+                        self.log.warning("enquire_link_timed_out", sequence=request.sequence)
+                    elif isinstance(request, Bind):
+                        pass  # reported (once per streak) as bind_failed by the supervisor
+                    else:
+                        self.log.warning(
+                            "request_timed_out",
+                            command=type(request).__name__,
+                            sequence=request.sequence,
+                        )
+                session.close("response_timeout")
+                return
+            for ack in [a for a in session.held if a.deadline <= now]:
+                self.log.warning("deliver_sm_ack_timed_out", parts=len(ack.parts))
+                ack.timed_out = True
+                await ack.ack(CommandStatus.ESME_RX_T_APPN)
+            for sequence, part in list(session.waiting_parts.items()):
+                if part.deadline <= now:
+                    # Trade-off (module docstring): answer 0, keep it in the assembler.
+                    del session.waiting_parts[sequence]
+                    self.log.info("mo_part_answered_incomplete", sequence=sequence)
+                    await session.reply(response_for(part.deliver))
+            for partial in self._assembler.expire(
+                now, max_age=_ASSEMBLY_MAX_AGE, gsm7_default=config.gsm7_default
+            ):
+                self.log.warning(
+                    "mo_parts_expired",
+                    msisdn=mask_msisdn(partial.source_addr),
+                    received=len(partial.received),
+                    total=partial.total,
+                )
+            enquire = session.enquire
+            if (
+                session.bound
+                and (enquire is None or enquire.done.is_set())
+                and now - session.last_received >= config.enquire_link_interval
+            ):
+                try:
+                    session.enquire = await session.request(
+                        EnquireLink(sequence=conn.next_sequence())
+                    )
+                except (SmppError, *_WRITE_ERRORS):
+                    session.close("write_failed")
+                    return
+
+    # --- submit ---------------------------------------------------------------------
+
+    async def _wait_for_tx(self) -> _Session | None:
+        session = self._tx_session()
+        if session is not None:
+            return session  # the hot path: no cancel scope
+        with trio.move_on_after(self.config.response_timeout):
+            while (session := self._tx_session()) is None and not self._stopping:
+                await self._state_changed.wait()
+            return session
+        return None
+
+    async def _pace(self) -> None:
+        """Wait for this submit's slot: 1/throughput after the previous one, and
+        not before a throttle pause ends. Called with the pace lock held."""
+        while True:
+            now = trio.current_time()
+            start = max(self._next_slot, self._paused_until)
+            if start <= now:
+                break
+            await trio.sleep_until(start)
+        self._next_slot = now + self._interval
+
+    async def _submit(self, message: OutboundSm, short_message: bytes) -> SubmitResult:
+        if self._stopping:
+            return RetryLater(status=None, reason="stopping")
+        async with self._window:
+            if await self._wait_for_tx() is None:
+                return RetryLater(status=None, reason="stopping" if self._stopping else "not_bound")
+            async with self._pace_lock:
+                await self._pace()
+                session = self._tx_session()
+                if self._stopping or session is None:
+                    reason = "stopping" if self._stopping else "not_bound"
+                    return RetryLater(status=None, reason=reason)
+                submit = SubmitSm(
+                    sequence=session.conn.next_sequence(),
+                    source_addr_ton=message.source_addr_ton,
+                    source_addr_npi=message.source_addr_npi,
+                    source_addr=message.source_addr,
+                    dest_addr_ton=message.dest_addr_ton,
+                    dest_addr_npi=message.dest_addr_npi,
+                    destination_addr=message.destination_addr,
+                    registered_delivery=message.registered_delivery,
+                    data_coding=0,
+                    short_message=short_message,
+                )
+                pending = session.start_request(submit)
+                if self._in_flight == 0:
+                    self._drained = trio.Event()
+                self._in_flight += 1
+            # Out of the pace lock: the next submit can queue behind this one and
+            # share its write.
+            try:
+                try:
+                    await session.finish_request(pending)
+                except SmppError:
+                    if session.closed or session.conn.state not in _SUBMIT_STATES:
+                        return RetryLater(status=None, reason="not_bound")
+                    raise  # still bound: the message itself cannot be encoded
+                except _WRITE_ERRORS:
+                    # Part of it may have reached the SMSC.
+                    return self._lost(message, submit.sequence, "connection_lost")
+                await pending.done.wait()
+            finally:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._drained.set()
+            # Still holding the window: a throttle pause is in force before the
+            # next submitter gets in.
+            return self._classify(message, pending)
+
+    def _lost(self, message: OutboundSm, sequence: int, reason: str) -> RetryLater:
+        self._counters.lost_in_flight += 1
+        self.log.warning(
+            "submit_sm_lost",
+            reason=reason,
+            sequence=sequence,
+            msisdn=mask_msisdn(message.destination_addr),
+        )
+        return RetryLater(status=None, reason=reason)
+
+    def _classify(self, message: OutboundSm, pending: _Pending) -> SubmitResult:
+        response = pending.response
+        if response is None:
+            return self._lost(
+                message, pending.request.sequence, pending.failure or "connection_lost"
+            )
+        status = response.command_status
+        if status == 0 and isinstance(response, SubmitSmResp):
+            return Accepted(
+                message_id=response.message_id,
+                id_keys=message_id_keys(response.message_id, self.config.message_id_format),
+            )
+        if status == 0:
+            # A generic_nack (or odd response) that claims success: unknown outcome.
+            return RetryLater(status=None, reason="temporary_status")
+        if is_throttling(status):
+            self._throttle(status)
+            return RetryLater(status=status, reason="throttled")
+        if is_temporary(status):
+            return RetryLater(status=status, reason="temporary_status")
+        return Rejected(status=status)
+
+    def _throttle(self, status: int) -> None:
+        now = trio.current_time()
+        self._counters.throttled += 1
+        if self._paused_until <= now:
+            self.log.warning(
+                "link_throttled", status=_status_name(status), pause=self.config.throttle_pause
+            )
+        self._paused_until = max(self._paused_until, now + self.config.throttle_pause)

@@ -1,0 +1,314 @@
+"""Inbound MOs and receipts: acked only by the caller, timed out to ESME_RX_T_APPN,
+multi-part held until the whole message is acked, garbage receipts never lost."""
+
+from __future__ import annotations
+
+import functools
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+from structlog.testing import capture_logs
+
+from smscd.link import Accepted, InboundMo, InboundReceipt, OutboundSm
+from smscd.simulator import SimulatorConfig, open_simulator
+from smscd.smpp import (
+    Bind,
+    CommandStatus,
+    Connection,
+    DeliverSm,
+    DeliverSmResp,
+    EnquireLink,
+    Event,
+    NeedData,
+    Role,
+    Unbind,
+    response_for,
+)
+from tests.integration.conftest import wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from smscd.link import Link
+    from tests.integration.conftest import MakeLinkConfig, OpenLink
+
+MSISDN = "84327123686"
+MASKED = "0327xxx686"
+
+
+async def _receive_mo(link: Link) -> InboundMo:
+    item = await link.inbound().receive()
+    assert isinstance(item, InboundMo)
+    return item
+
+
+async def test_mo_answered_only_when_acked(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    statuses: list[int] = []
+    with trio.fail_after(5), capture_logs() as logs:
+        async with open_simulator() as sim, open_link(link_config(sim)) as link:
+            await link.wait_bound()
+
+            async def inject() -> None:
+                statuses.append(await sim.inject_mo(MSISDN, "BH MK 0123456789"))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(inject)
+                mo = await _receive_mo(link)
+                assert (mo.carrier, mo.source_addr, mo.text) == (
+                    "testnet",
+                    MSISDN,
+                    "BH MK 0123456789",
+                )
+                assert (mo.source_addr_ton, mo.destination_addr, mo.parts) == (1, "8079", 1)
+                await trio.sleep(0.2)
+                assert sim.deliver_responses == []  # nothing before the caller says so
+                await mo.ack()
+                await mo.ack(CommandStatus.ESME_RX_R_APPN)  # idempotent: first answer wins
+            assert statuses == [0]
+            assert sim.deliver_responses == [0]
+            assert link.statistics().mo_received == 1
+    [received] = [e for e in logs if e["event"] == "mo_received"]
+    assert received["msisdn"] == MASKED
+    assert MSISDN not in repr(logs)
+    assert "0327123686" not in repr(logs)
+
+
+async def test_ack_status_chosen_by_caller(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    with trio.fail_after(5):
+        async with open_simulator() as sim, open_link(link_config(sim)) as link:
+            await link.wait_bound()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sim.inject_mo)
+                mo = await _receive_mo(link)
+                await mo.ack(CommandStatus.ESME_RX_T_APPN)
+            assert sim.deliver_responses == [CommandStatus.ESME_RX_T_APPN]
+
+
+async def test_unacked_mo_times_out_to_rx_t_appn(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    statuses: list[int] = []
+    with trio.fail_after(5), capture_logs() as logs:
+        async with open_simulator() as sim:
+            config = link_config(sim, ack_timeout=0.3)
+            async with open_link(config) as link:
+                await link.wait_bound()
+                start = trio.current_time()
+
+                async def inject() -> None:
+                    statuses.append(await sim.inject_mo(MSISDN))
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(inject)
+                    mo = await _receive_mo(link)
+                assert trio.current_time() - start >= 0.3
+                assert statuses == [CommandStatus.ESME_RX_T_APPN]
+                await mo.ack()  # too late: no second answer
+                await trio.sleep(0.05)
+                assert sim.deliver_responses == [CommandStatus.ESME_RX_T_APPN]
+    events = [e["event"] for e in logs]
+    assert "deliver_sm_ack_timed_out" in events
+    assert "deliver_sm_ack_late" in events
+
+
+async def test_multipart_from_a_one_at_a_time_smsc(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    # The simulator waits for each part's answer before sending the next, so the
+    # earlier parts can only be answered early (the documented trade-off).
+    text = "BH MK 0123456789 " * 12
+    statuses: list[int] = []
+    with trio.fail_after(5), capture_logs() as logs:
+        async with open_simulator() as sim:
+            async with open_link(link_config(sim, ack_timeout=0.2)) as link:
+                await link.wait_bound()
+
+                async def inject() -> None:
+                    statuses.append(await sim.inject_mo(MSISDN, text, parts=3))
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(inject)
+                    mo = await _receive_mo(link)
+                    assert (mo.text, mo.parts) == (text, 3)
+                    await mo.ack()
+            assert statuses == [0]
+            assert sim.deliver_responses == [0, 0, 0]
+    assert sum(e["event"] == "mo_part_answered_incomplete" for e in logs) == 2
+
+
+# --- a scripted SMSC for what the simulator does not do --------------------------
+
+
+class ScriptedSmsc:
+    """Accepts any bind, answers enquire_link and unbind, and sends the deliver_sm
+    the test asks for -- several at once if it likes."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.conn: Connection | None = None
+        self.stream: trio.SocketStream | None = None
+        self.bound = trio.Event()
+        #: deliver_sm_resp received, by sequence.
+        self.responses: dict[int, int] = {}
+        self.changed = trio.Event()
+
+    async def serve(self, stream: trio.SocketStream) -> None:
+        conn = Connection(Role.SMSC)
+        self.conn, self.stream = conn, stream
+        async with stream:
+            while data := await stream.receive_some(65536):
+                conn.receive_data(data)
+                while not isinstance(event := conn.next_event(), NeedData):
+                    await self._handle(conn, stream, event)
+
+    async def _handle(self, conn: Connection, stream: trio.SocketStream, event: Event) -> None:
+        match event:
+            case Bind():
+                await stream.send_all(conn.send(response_for(event, system_id="scripted")))
+                self.bound.set()
+            case EnquireLink() | Unbind():
+                await stream.send_all(conn.send(response_for(event)))
+            case DeliverSmResp():
+                self.responses[event.sequence] = event.command_status
+                self.changed.set()
+                self.changed = trio.Event()
+            case _:
+                pass
+
+    async def deliver(self, **fields: object) -> int:
+        assert self.conn is not None
+        assert self.stream is not None
+        sequence = self.conn.next_sequence()
+        event = DeliverSm(sequence=sequence, **fields)  # type: ignore[arg-type]
+        await self.stream.send_all(self.conn.send(event, now=trio.current_time()))
+        return sequence
+
+    async def wait_responses(self, n: int) -> dict[int, int]:
+        while len(self.responses) < n:
+            await self.changed.wait()
+        return self.responses
+
+
+@asynccontextmanager
+async def open_scripted_smsc() -> AsyncIterator[ScriptedSmsc]:
+    smsc = ScriptedSmsc()
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, smsc.serve, 0, host="127.0.0.1")
+        )
+        smsc.port = listeners[0].socket.getsockname()[1]
+        yield smsc
+        nursery.cancel_scope.cancel()
+
+
+def _part(index: int, total: int, text: bytes, ref: int = 7) -> dict[str, object]:
+    return {
+        "source_addr": MSISDN,
+        "source_addr_ton": 1,
+        "destination_addr": "8079",
+        "esm_class": 0x40,
+        "short_message": bytes([5, 0, 3, ref, total, index]) + text,
+    }
+
+
+@pytest.mark.parametrize("status", [0, CommandStatus.ESME_RX_T_APPN])
+async def test_multipart_parts_held_until_the_message_is_acked(
+    link_config: MakeLinkConfig, open_link: OpenLink, status: int
+) -> None:
+    with trio.fail_after(5):
+        async with open_scripted_smsc() as smsc, open_link(link_config(smsc.port)) as link:
+            await link.wait_bound()
+            # Parts out of order, all in flight at once.
+            sequences = [
+                await smsc.deliver(**_part(2, 3, b" MK ")),
+                await smsc.deliver(**_part(1, 3, b"BH")),
+                await smsc.deliver(**_part(3, 3, b"0123456789")),
+            ]
+            mo = await _receive_mo(link)
+            assert (mo.text, mo.parts, mo.source_addr) == ("BH MK 0123456789", 3, MSISDN)
+            await trio.sleep(0.2)
+            assert smsc.responses == {}
+            await mo.ack(status)
+            responses = await smsc.wait_responses(3)
+    assert responses == dict.fromkeys(sequences, status)
+
+
+async def test_unparsable_receipt_is_acked_and_logged(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    with trio.fail_after(5), capture_logs() as logs:
+        async with open_scripted_smsc() as smsc, open_link(link_config(smsc.port)) as link:
+            await link.wait_bound()
+            sequence = await smsc.deliver(
+                source_addr=MSISDN, esm_class=0x04, short_message=b"no receipt here"
+            )
+            assert await smsc.wait_responses(1) == {sequence: 0}
+            with pytest.raises(trio.WouldBlock):
+                link.inbound().receive_nowait()
+            assert link.statistics().bound
+    [unparsed] = [e for e in logs if e["event"] == "receipt_unparsed"]
+    assert (unparsed["sequence"], unparsed["msisdn"]) == (sequence, MASKED)
+
+
+@pytest.mark.parametrize(
+    ("submit_ids", "receipt_ids", "tlvs"),
+    [("hex", "dec", True), ("dec", "hex", True), ("hex", "dec", False)],
+)
+async def test_receipts_match_the_submit_id(
+    link_config: MakeLinkConfig,
+    open_link: OpenLink,
+    submit_ids: str,
+    receipt_ids: str,
+    tlvs: bool,
+) -> None:
+    sim_config = SimulatorConfig(
+        submit_id_format=submit_ids,
+        receipt_id_format=receipt_ids,
+        receipt_tlvs=tlvs,
+        receipt_delay=0.05,
+    )
+    with trio.fail_after(5):
+        async with open_simulator(sim_config) as sim, open_link(link_config(sim)) as link:
+            await link.wait_bound()
+            result = await link.submit(
+                OutboundSm(source_addr="8079", destination_addr=MSISDN, text="Cap lai mat khau")
+            )
+            assert isinstance(result, Accepted)
+            item = await link.inbound().receive()
+            assert isinstance(item, InboundReceipt)
+            assert item.id_keys & result.id_keys
+            assert (item.receipt.stat, item.receipt.final) == ("DELIVRD", True)
+            assert (item.source_addr, item.destination_addr) == (MSISDN, "8079")
+            await item.ack()
+            await wait_until(lambda: sim.deliver_responses == [0])
+            assert link.statistics().receipts_received == 1
+
+
+async def test_full_inbound_channel_does_not_block_the_reader(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    statuses: list[int] = []
+    with trio.fail_after(5), capture_logs() as logs:
+        async with open_simulator() as sim:
+            config = link_config(sim, window=1, ack_timeout=0.5)
+            async with open_link(config) as link:
+                await link.wait_bound()
+
+                async def inject(n: int) -> None:
+                    statuses.append(await sim.inject_mo(f"8432712{n:04d}"))
+
+                async with trio.open_nursery() as nursery:
+                    for n in range(3):
+                        nursery.start_soon(inject, n)
+                    await wait_until(lambda: any(e["event"] == "inbound_queue_full" for e in logs))
+                    # Nobody reads the channel, yet enquire_link is answered at once.
+                    with trio.fail_after(0.3):
+                        assert await sim.send_enquire_link()
+                # Nothing acked: each MO went back to the SMSC for redelivery.
+                assert statuses == [CommandStatus.ESME_RX_T_APPN] * 3
