@@ -1,0 +1,69 @@
+"""The password-reset pipeline of shortcode 8079: parse, match, limit, reset, reply.
+
+Plain synchronous functions over the ``smscd.store.ResetStore`` Protocol; no
+SMPP, no SQL, no trio, no logging. See ``_pipeline`` for the theory of operation
+and the security model, ``_parse`` for the accepted grammar.
+"""
+
+from __future__ import annotations
+
+from smscd.reset._parse import (
+    SERVICES,
+    BadSyntax,
+    InvalidCode,
+    ParsedMessage,
+    ResetRequest,
+    Service,
+    parse_message,
+)
+from smscd.reset._password import PASSWORD_LENGTH, HashParams, PasswordHasher, new_password
+from smscd.reset._phone import OLD_PREFIXES, canonical_msisdn, mask_msisdn, national_form
+from smscd.reset._pipeline import (
+    NEXT,
+    STEPS,
+    Finish,
+    Hasher,
+    Next,
+    Pipeline,
+    Step,
+    StepContext,
+    StepResult,
+    utc_now,
+)
+from smscd.reset._policy import VIETNAM_TZ, ResetPolicy, window_starts
+from smscd.reset._templates import DEFAULT_TEXTS, MAX_SMS_CHARS, TemplateError, Templates
+
+__all__ = [
+    "DEFAULT_TEXTS",
+    "MAX_SMS_CHARS",
+    "NEXT",
+    "OLD_PREFIXES",
+    "PASSWORD_LENGTH",
+    "SERVICES",
+    "STEPS",
+    "VIETNAM_TZ",
+    "BadSyntax",
+    "Finish",
+    "HashParams",
+    "Hasher",
+    "InvalidCode",
+    "Next",
+    "ParsedMessage",
+    "PasswordHasher",
+    "Pipeline",
+    "ResetPolicy",
+    "ResetRequest",
+    "Service",
+    "Step",
+    "StepContext",
+    "StepResult",
+    "TemplateError",
+    "Templates",
+    "canonical_msisdn",
+    "mask_msisdn",
+    "national_form",
+    "new_password",
+    "parse_message",
+    "utc_now",
+    "window_starts",
+]
