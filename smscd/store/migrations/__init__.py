@@ -1,0 +1,3 @@
+"""Alembic migrations of the smscd store (run through smscd.store.migrate)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Migration scripts, one per schema revision."""
+
+from __future__ import annotations

@@ -1,0 +1,231 @@
+"""SQLAlchemy 2 models of the smscd store (the schema; repositories live in ``sql``).
+
+Theory of operation
+-------------------
+One row per thing that happened, linked by foreign keys:
+
+    accounts                      the 21.6 million subscribers (imported, upserted)
+    inbound_messages  (MO)  1──1  outbound_messages (the one reply)  1──n  outbound_message_ids
+                            1──1  charges (the one charge)
+    receipts  n──1 outbound_messages (nullable: a receipt may come first)  1──n  receipt_id_keys
+
+Invariant 3 (one reply per MO) and 5 (one charge per MO) are UNIQUE constraints
+on ``inbound_id``, so the database refuses a second reply or charge whatever the
+code above it does. Enum-like columns are short strings with CHECK constraints
+(readable in ``psql`` and SQLite alike). Datetimes go through :class:`UtcDateTime`:
+``timestamptz`` on PostgreSQL, an ISO string of the naive UTC instant on SQLite
+(so that string comparison is time comparison there).
+
+Any change here needs a new migration under ``migrations/versions``; a test
+checks that the models and the migrations agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AccountRow",
+    "Base",
+    "ChargeRow",
+    "InboundRow",
+    "OutboundIdRow",
+    "OutboundRow",
+    "ReceiptKeyRow",
+    "ReceiptRow",
+    "UtcDateTime",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every dialect.
+
+    Refuses naive datetimes on the way in (a naive value is a bug upstream);
+    always returns aware UTC datetimes on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: the store takes timezone-aware values")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+INBOUND_STATES = ("received", "decided", "duplicate")
+OUTCOMES = ("reset_ok", "mismatch", "invalid_code", "bad_syntax", "rate_limited")
+OUTBOUND_STATES = ("queued", "accepted", "delivered", "undeliverable", "failed")
+CHARGE_MODES = ("mo", "mt")
+CHARGE_STATES = ("final", "pending", "void")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+    # WITHOUT ROWID on SQLite: the 10-character code is the B-tree key, so an
+    # upsert writes one tree instead of a table plus a separate unique index.
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    bhxh_code: Mapped[str] = mapped_column(String(10), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(15))
+    e_transaction: Mapped[bool] = mapped_column(Boolean)
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    must_change: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class InboundRow(Base):
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        CheckConstraint(_in("state", INBOUND_STATES), name="state"),
+        CheckConstraint(f"outcome IS NULL OR {_in('outcome', OUTCOMES)}", name="outcome"),
+        Index(None, "state", "id"),
+        Index(None, "carrier", "msisdn", "received_at"),
+        Index(None, "msisdn", "outcome", "decided_at"),
+        Index(None, "bhxh_code", "outcome", "decided_at"),
+        Index(None, "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    carrier: Mapped[str] = mapped_column(String(32))
+    source_addr: Mapped[str] = mapped_column(String(21))
+    source_addr_ton: Mapped[int] = mapped_column(Integer)
+    source_addr_npi: Mapped[int] = mapped_column(Integer)
+    msisdn: Mapped[str] = mapped_column(String(21))
+    destination_addr: Mapped[str] = mapped_column(String(21))
+    text: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    state: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    bhxh_code: Mapped[str | None] = mapped_column(String(10))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    duplicate_of: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound_messages.id", ondelete="SET NULL")
+    )
+
+
+class OutboundRow(Base):
+    __tablename__ = "outbound_messages"
+    __table_args__ = (
+        CheckConstraint(_in("state", OUTBOUND_STATES), name="state"),
+        Index(None, "carrier", "state", "next_attempt_at"),
+        Index(None, "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
+    carrier: Mapped[str] = mapped_column(String(32))
+    destination_addr: Mapped[str] = mapped_column(String(21))
+    dest_addr_ton: Mapped[int] = mapped_column(Integer)
+    dest_addr_npi: Mapped[int] = mapped_column(Integer)
+    #: Plaintext only while queued; masked once accepted or failed.
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    smsc_message_id: Mapped[str | None] = mapped_column(String(80))
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    final_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class OutboundIdRow(Base):
+    """Every canonical form of an accepted message's SMSC id (hex, decimal, ...)."""
+
+    __tablename__ = "outbound_message_ids"
+
+    carrier: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    outbound_id: Mapped[int] = mapped_column(ForeignKey("outbound_messages.id"), index=True)
+
+
+class ReceiptRow(Base):
+    __tablename__ = "receipts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    carrier: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[str] = mapped_column(String(80))
+    stat: Mapped[str] = mapped_column(String(16))
+    err: Mapped[str] = mapped_column(String(16))
+    final: Mapped[bool] = mapped_column(Boolean)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    #: NULL while unmatched (the receipt came before its submit_sm_resp was stored).
+    outbound_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_messages.id"), index=True)
+
+
+class ReceiptKeyRow(Base):
+    """The id keys of a receipt, so that ``mark_accepted`` finds one that came first."""
+
+    __tablename__ = "receipt_id_keys"
+    __table_args__ = (Index(None, "carrier", "key"),)
+
+    receipt_id: Mapped[int] = mapped_column(
+        ForeignKey("receipts.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    carrier: Mapped[str] = mapped_column(String(32))
+
+
+class ChargeRow(Base):
+    __tablename__ = "charges"
+    __table_args__ = (
+        CheckConstraint(_in("mode", CHARGE_MODES), name="mode"),
+        CheckConstraint(_in("state", CHARGE_STATES), name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
+    carrier: Mapped[str] = mapped_column(String(32))
+    amount_vnd: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(4))
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finalized_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -1,0 +1,269 @@
+"""What the store holds and the narrow interfaces through which the rest reach it.
+
+This module imports neither SQLAlchemy nor trio: ``smscd.reset`` and the daemon
+depend on it, and the SQL implementation (``smscd.store.sql``) satisfies its
+Protocols. Every method is synchronous and may block; async callers run them
+through ``trio.to_thread.run_sync(..., limiter=db_limiter)`` (L9).
+
+All datetimes are timezone-aware UTC. Phone numbers are in the canonical
+international form without ``+`` (``84327000686``).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Protocol
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+__all__ = [
+    "Account",
+    "AlreadyDecided",
+    "ChargingMode",
+    "Decision",
+    "InboundMessage",
+    "InboundState",
+    "IntakeStore",
+    "NewInbound",
+    "NewReceipt",
+    "OutboundMessage",
+    "OutboundState",
+    "OutboxStore",
+    "Outcome",
+    "ResetCounts",
+    "ResetStore",
+    "StoreError",
+    "StoreUnavailable",
+]
+
+
+class StoreError(Exception):
+    """Base of the store's own errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached or refused the write; retry later."""
+
+
+class AlreadyDecided(StoreError):
+    """commit_decision() on an MO that already has its decision (a replay)."""
+
+
+class Outcome(enum.Enum):
+    """The five answers of the reset service (DESIGN.md, reply texts)."""
+
+    #: Password changed; the reply carries it.
+    RESET_OK = "reset_ok"
+    #: Wrong phone, unknown code or not registered for e-transactions.
+    MISMATCH = "mismatch"
+    #: ``BH MK`` followed by anything but exactly 10 digits.
+    INVALID_CODE = "invalid_code"
+    #: Not a ``BH MK`` message at all.
+    BAD_SYNTAX = "bad_syntax"
+    #: Too many resets for this phone or code.
+    RATE_LIMITED = "rate_limited"
+
+
+class ChargingMode(enum.Enum):
+    #: The carrier bills the MO; we record a final charge at decision time.
+    MO = "mo"
+    #: The reply carries the charge: pending until a DELIVRD receipt, void on a
+    #: final failure.
+    MT = "mt"
+
+
+class InboundState(enum.Enum):
+    #: Committed and acknowledged, waiting for the pipeline.
+    RECEIVED = "received"
+    #: The pipeline's decision is committed with its reply and charge.
+    DECIDED = "decided"
+    #: A redelivery of an MO already stored: acknowledged, never answered again.
+    DUPLICATE = "duplicate"
+
+
+class OutboundState(enum.Enum):
+    #: Waiting to be submitted (or to be retried at ``next_attempt_at``).
+    QUEUED = "queued"
+    #: The SMSC accepted it (submit_sm_resp 0); body masked; waiting for a receipt.
+    ACCEPTED = "accepted"
+    #: Receipt DELIVRD.
+    DELIVERED = "delivered"
+    #: Receipt with a final failure (UNDELIV, EXPIRED, REJECTD, DELETED, UNKNOWN).
+    UNDELIVERABLE = "undeliverable"
+    #: The SMSC rejected the submit_sm for good (status kept in ``last_status``).
+    FAILED = "failed"
+
+
+@attrs.frozen(kw_only=True)
+class Account:
+    bhxh_code: str
+    #: Canonical phone, already converted from the pre-2018 11-digit form.
+    phone: str
+    e_transaction: bool
+    password_hash: str | None = attrs.field(default=None, repr=False)
+    must_change: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class ResetCounts:
+    """Successful resets (Outcome.RESET_OK) since the given instants."""
+
+    phone_day: int
+    phone_month: int
+    code_day: int
+    code_month: int
+
+
+@attrs.frozen(kw_only=True)
+class NewInbound:
+    """An MO as the daemon hands it to the store, before it is acknowledged."""
+
+    carrier: str
+    #: As received on the wire (``84327000686``, ``0327000686``, ``+84…``).
+    source_addr: str
+    source_addr_ton: int
+    source_addr_npi: int
+    #: Canonical form of ``source_addr`` (``84327000686``), for matching.
+    msisdn: str
+    destination_addr: str
+    text: str
+    received_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class InboundMessage:
+    id: int
+    carrier: str
+    source_addr: str
+    source_addr_ton: int
+    source_addr_npi: int
+    msisdn: str
+    destination_addr: str
+    text: str
+    received_at: datetime
+    state: InboundState
+    outcome: Outcome | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Decision:
+    """What the pipeline decided for one MO; committed in one transaction with
+    the password update (if any), the queued reply and the charge."""
+
+    inbound_id: int
+    outcome: Outcome
+    #: The 10-digit code when the text carried one.
+    bhxh_code: str | None
+    #: The reply body, plaintext (it carries the new password for RESET_OK).
+    reply_text: str = attrs.field(repr=False)
+    #: argon2id hash of the new password; set if and only if outcome is RESET_OK.
+    password_hash: str | None = attrs.field(default=None, repr=False)
+    charge_vnd: int
+    charging: ChargingMode
+    decided_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class OutboundMessage:
+    id: int
+    inbound_id: int
+    carrier: str
+    destination_addr: str
+    dest_addr_ton: int
+    dest_addr_npi: int
+    #: Plaintext while QUEUED; masked once ACCEPTED.
+    body: str = attrs.field(repr=False)
+    state: OutboundState
+    attempts: int
+    next_attempt_at: datetime
+    smsc_message_id: str | None = None
+    last_status: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class NewReceipt:
+    carrier: str
+    #: The id as the receipt gave it (TLV receipted_message_id or text ``id:``).
+    message_id: str
+    #: Canonical lookup keys of that id (see smscd.smpp.message_id_keys).
+    id_keys: frozenset[str]
+    #: DELIVRD, UNDELIV, EXPIRED, REJECTD, DELETED, UNKNOWN, ACCEPTD, ENROUTE.
+    stat: str
+    err: str
+    final: bool
+    received_at: datetime
+
+
+class ResetStore(Protocol):
+    """What the reset pipeline needs; nothing more."""
+
+    def find_account(self, bhxh_code: str) -> Account | None: ...
+
+    def reset_counts(
+        self, *, msisdn: str, bhxh_code: str, day_start: datetime, month_start: datetime
+    ) -> ResetCounts: ...
+
+    def commit_decision(self, decision: Decision) -> int:
+        """One transaction: mark the MO decided with its outcome, set the new
+        password hash and must-change flag (RESET_OK only), queue the reply,
+        record the charge (one per MO). Returns the outbound message id.
+        Raises AlreadyDecided if the MO is not in state RECEIVED, and
+        StoreUnavailable if the database fails (then nothing was written)."""
+        ...
+
+
+class IntakeStore(Protocol):
+    def store_inbound(
+        self, batch: Sequence[NewInbound], *, duplicate_window_s: float
+    ) -> list[InboundMessage]:
+        """Commit a batch of MOs in one transaction, in order. An MO with the
+        same carrier, msisdn and text as one received within the window is stored
+        as DUPLICATE. Returns the stored rows (with ids and states)."""
+        ...
+
+    def claim_inbound(self, *, limit: int) -> list[InboundMessage]:
+        """MOs in state RECEIVED, oldest first (restart recovery and the worker
+        feed). On PostgreSQL rows are locked with SKIP LOCKED for the claim."""
+        ...
+
+
+class OutboxStore(Protocol):
+    def claim_outbound(
+        self, *, carrier: str, now: datetime, limit: int, lease_s: float
+    ) -> list[OutboundMessage]:
+        """Queued replies of ``carrier`` due at ``now``, oldest first, leased to
+        this caller for ``lease_s`` seconds (FOR UPDATE SKIP LOCKED on PostgreSQL,
+        so several daemons never claim the same row)."""
+        ...
+
+    def mark_accepted(
+        self, outbound_id: int, *, message_id: str, id_keys: frozenset[str], now: datetime
+    ) -> None:
+        """ACCEPTED, attempts+1, body masked, message id and its keys recorded; a
+        receipt that came before this (stored unmatched) is applied now."""
+        ...
+
+    def mark_retry(
+        self, outbound_id: int, *, status: int | None, next_attempt_at: datetime
+    ) -> None:
+        """Still QUEUED; attempts+1; due again at ``next_attempt_at``."""
+        ...
+
+    def mark_failed(self, outbound_id: int, *, status: int, now: datetime) -> None:
+        """FAILED for good; an MT-mode charge is voided."""
+        ...
+
+    def record_receipt(self, receipt: NewReceipt) -> int | None:
+        """Store the receipt; match it to an outbound message of the same carrier
+        by any of its id keys; update the message state and, in MT charging
+        mode, finalise (DELIVRD) or void (final failure) the charge. Returns the
+        matched outbound id, or None (kept for a later mark_accepted)."""
+        ...
+
+    def outbox_depth(self) -> dict[str, int]:
+        """QUEUED messages per carrier (for metrics)."""
+        ...
