@@ -1,0 +1,54 @@
+"""Prometheus metrics of the daemon, in a registry of its own (no process-global
+state, so tests can run several daemons in one interpreter)."""
+
+from __future__ import annotations
+
+import attrs
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def _registry() -> CollectorRegistry:
+    return CollectorRegistry(auto_describe=True)
+
+
+@attrs.define(eq=False)
+class Metrics:
+    registry: CollectorRegistry = attrs.field(factory=_registry)
+    mo: Counter = attrs.field(init=False)
+    mt: Counter = attrs.field(init=False)
+    receipts: Counter = attrs.field(init=False)
+    charges: Counter = attrs.field(init=False)
+    outbox_depth: Gauge = attrs.field(init=False)
+    window_in_use: Gauge = attrs.field(init=False)
+    link_up: Gauge = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        r = self.registry
+        self.mo = Counter(
+            "smscd_mo", "MOs by carrier and outcome", ["carrier", "outcome"], registry=r
+        )
+        self.mt = Counter(
+            "smscd_mt", "MT submit verdicts by carrier and state", ["carrier", "state"], registry=r
+        )
+        self.receipts = Counter(
+            "smscd_receipts",
+            "Delivery receipts by carrier and stat",
+            ["carrier", "stat"],
+            registry=r,
+        )
+        self.charges = Counter(
+            "smscd_charges_vnd", "Charges recorded, in VND", ["carrier"], registry=r
+        )
+        self.outbox_depth = Gauge("smscd_outbox_depth", "Queued replies", ["carrier"], registry=r)
+        self.window_in_use = Gauge(
+            "smscd_window_in_use", "Requests in flight", ["carrier"], registry=r
+        )
+        self.link_up = Gauge("smscd_link_bound", "1 when the bind is up", ["carrier"], registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

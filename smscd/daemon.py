@@ -1,0 +1,574 @@
+"""The daemon: the one place that wires the layers together (L10).
+
+Theory of operation
+-------------------
+One trio nursery holds every task of the process::
+
+    link.run xcarrier ──inbound()──▶ intake xcarrier ──┬─ MOs ──▶ committer ──▶ decide channel
+                                                       └─ receipts (recorded, then acked)
+    decide channel ──▶ worker xN  (pipeline.process in a thread: decide, hash, one commit)
+    outbox claimer xcarrier ──▶ submitter xwindow ──link.submit──▶ mark accepted/retry/failed
+    recovery (RECEIVED MOs left by a crash), watchdog, metrics, signals
+
+Durability is decided by the order of three things per MO: it is committed
+(``store_inbound``, one transaction for a batch: the group commit), *then* its
+deliver_sm_resp goes out with status 0, *then* it is decided. A crash before the
+commit means the SMSC never got a 0 and redelivers; a crash after it leaves a
+RECEIVED row that ``recovery`` feeds to the workers on the next start. The
+decision, password change, queued reply and charge are one transaction in the
+store, so a crash mid-decision changes nothing. Replies are claimed from the
+outbox with a lease and marked ACCEPTED only after the SMSC's submit_sm_resp: a
+crash between the two resends that reply once after the lease (at-least-once for
+exactly that window; the link counts in-flight submits lost with a connection).
+
+Blocking calls (SQL, argon2) run in threads: database calls through
+``db_limiter``, decisions (which hash) through ``hash_limiter`` sized to the
+cores, so the event loop keeps answering enquire_link under any load.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import attrs
+import structlog
+import trio
+
+from smscd import _metrics
+from smscd._http import serve_http
+from smscd._systemd import Notifier, watchdog_interval
+from smscd.config import Config, ConfigError, load_config
+from smscd.link import (
+    Accepted,
+    InboundMo,
+    InboundReceipt,
+    Link,
+    OutboundSm,
+    Rejected,
+    RetryLater,
+)
+from smscd.logging import configure_logging
+from smscd.reset import PasswordHasher, Pipeline, canonical_msisdn, mask_msisdn
+from smscd.smpp import CommandStatus
+from smscd.store import (
+    AlreadyDecided,
+    InboundMessage,
+    InboundState,
+    NewInbound,
+    NewReceipt,
+    OutboundMessage,
+    StoreError,
+)
+from smscd.store.sql import SchemaNotCurrent, SqlStore, open_store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["Daemon", "run"]
+
+log = structlog.get_logger("smscd")
+
+T = TypeVar("T")
+
+#: How long a claimed outbox row stays ours without a verdict (then another
+#: claimer, or this one after a restart, may submit it again).
+OUTBOX_LEASE_S = 60.0
+#: Poll period of the outbox claimer when nobody wakes it (retries come due,
+#: other daemons sharing a PostgreSQL store queue replies).
+OUTBOX_POLL_S = 0.5
+#: Retry schedule of a reply the SMSC asked us to send later.
+RETRY_BASE_S = 2.0
+RETRY_MAX_S = 300.0
+#: Graceful stop budget (systemd's TimeoutStopSec is larger).
+STOP_DRAIN_S = 3.0
+RECOVERY_PERIOD_S = 5.0
+CHECKPOINT_PERIOD_S = 30.0
+
+
+@attrs.define
+class _PendingMo:
+    item: InboundMo
+    new: NewInbound
+
+
+@attrs.define(eq=False)
+class Daemon:
+    """All long-lived state of one ``smscd run``."""
+
+    config: Config
+    store: SqlStore
+    pipeline: Pipeline
+    links: dict[str, Link]
+    notifier: Notifier = attrs.field(factory=Notifier)
+    metrics: _metrics.Metrics = attrs.field(factory=_metrics.Metrics)
+    db_limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(4))
+    hash_limiter: trio.CapacityLimiter = attrs.field(
+        factory=lambda: trio.CapacityLimiter(_cpu_count())
+    )
+    #: MO ids handed to a worker and not finished (so recovery skips them).
+    in_progress: set[int] = attrs.field(factory=set)
+    outbox_wakeups: dict[str, trio.Event] = attrs.field(factory=dict)
+    sender_locks: dict[str, trio.Lock] = attrs.field(factory=dict)
+    stopping: bool = False
+    intake_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    metrics_port: int | None = None
+
+    # --- plumbing ------------------------------------------------------------------
+
+    async def db(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        return await trio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self.db_limiter)
+
+    def wake_outbox(self, carrier: str) -> None:
+        self.outbox_wakeups.setdefault(carrier, trio.Event()).set()
+
+    # --- intake --------------------------------------------------------------------
+
+    async def intake(self, name: str, send_mo: trio.MemorySendChannel[_PendingMo]) -> None:
+        """Read one link's inbound MOs and receipts. MOs go to the committer
+        (group commit); receipts are recorded here, then acknowledged."""
+        structlog.contextvars.bind_contextvars(carrier=name)
+        link = self.links[name]
+        async with send_mo:
+            async for item in link.inbound():
+                if isinstance(item, InboundMo):
+                    msisdn = canonical_msisdn(item.source_addr, item.source_addr_ton)
+                    new = NewInbound(
+                        carrier=name,
+                        source_addr=item.source_addr,
+                        source_addr_ton=item.source_addr_ton,
+                        source_addr_npi=item.source_addr_npi,
+                        msisdn=msisdn or item.source_addr,
+                        destination_addr=item.destination_addr,
+                        text=item.text,
+                        received_at=datetime.now(UTC),
+                    )
+                    log.info("mo_received", msisdn=mask_msisdn(item.source_addr))
+                    await send_mo.send(_PendingMo(item=item, new=new))
+                elif isinstance(item, InboundReceipt):
+                    await self.record_receipt(name, item)
+
+    async def record_receipt(self, name: str, item: InboundReceipt) -> None:
+        receipt = item.receipt
+        new = NewReceipt(
+            carrier=name,
+            message_id=receipt.message_id,
+            id_keys=item.id_keys,
+            stat=receipt.stat,
+            err=receipt.err,
+            final=receipt.final,
+            received_at=datetime.now(UTC),
+        )
+        try:
+            outbound_id = await self.db(self.store.record_receipt, new)
+        except StoreError as exc:
+            log.warning("receipt_store_failed", error=str(exc), message_id=receipt.message_id)
+            await item.ack(CommandStatus.ESME_RX_T_APPN)
+            return
+        await item.ack(0)
+        self.metrics.receipts.labels(carrier=name, stat=receipt.stat).inc()
+        log.info(
+            "receipt_received",
+            message_id=receipt.message_id,
+            stat=receipt.stat,
+            err=receipt.err,
+            outbound_id=outbound_id,
+        )
+
+    async def committer(
+        self,
+        receive_mo: trio.MemoryReceiveChannel[_PendingMo],
+        send_decide: trio.MemorySendChannel[InboundMessage],
+    ) -> None:
+        """Group commit: one transaction for every MO waiting, then the acks."""
+        async with receive_mo, send_decide:
+            async for first in receive_mo:
+                batch = [first]
+                while len(batch) < self.config.intake_batch:
+                    try:
+                        batch.append(receive_mo.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                try:
+                    stored = await self.db(
+                        self.store.store_inbound,
+                        [p.new for p in batch],
+                        duplicate_window_s=self.config.reset.duplicate_window,
+                    )
+                except StoreError as exc:
+                    # Invariant 1: nothing unstored is acknowledged with 0.
+                    log.error("mo_store_failed", error=str(exc), count=len(batch))
+                    for pending in batch:
+                        await pending.item.ack(CommandStatus.ESME_RX_T_APPN)
+                        self.metrics.mo.labels(
+                            carrier=pending.new.carrier, outcome="tempfail"
+                        ).inc()
+                    continue
+                for pending, row in zip(batch, stored, strict=True):
+                    await pending.item.ack(0)
+                    if row.state is InboundState.DUPLICATE:
+                        self.metrics.mo.labels(carrier=row.carrier, outcome="duplicate").inc()
+                        log.info(
+                            "mo_duplicate",
+                            mo_id=row.id,
+                            carrier=row.carrier,
+                            msisdn=mask_msisdn(row.source_addr),
+                        )
+                        continue
+                    log.info(
+                        "mo_stored",
+                        mo_id=row.id,
+                        carrier=row.carrier,
+                        msisdn=mask_msisdn(row.source_addr),
+                    )
+                    self.in_progress.add(row.id)
+                    await send_decide.send(row)
+
+    # --- decisions -------------------------------------------------------------------
+
+    async def worker(self, receive_decide: trio.MemoryReceiveChannel[InboundMessage]) -> None:
+        async with receive_decide:
+            async for mo in receive_decide:
+                # One decision at a time per sender: the rate-limit check and the
+                # commit are two store calls, and only the registered phone can
+                # reach a successful reset, so this closes the check-then-act race.
+                lock = self.sender_locks.setdefault(mo.msisdn, trio.Lock())
+                try:
+                    async with lock:
+                        await self.decide(mo)
+                finally:
+                    self.in_progress.discard(mo.id)
+                    if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                        self.sender_locks.pop(mo.msisdn, None)
+
+    async def decide(self, mo: InboundMessage) -> None:
+        smsc = self.config.smsc(mo.carrier) if mo.carrier in self.links else None
+        charging = smsc.charging if smsc is not None else self.config.smscs[0].charging
+        try:
+            decision = await trio.to_thread.run_sync(
+                partial(
+                    self.pipeline.process,
+                    mo,
+                    self.store,
+                    charging=charging,
+                    charge_vnd=self.config.charge_vnd,
+                ),
+                limiter=self.hash_limiter,
+            )
+        except AlreadyDecided:
+            return
+        except StoreError as exc:
+            # The MO stays RECEIVED; recovery retries it.
+            log.warning("reset_step_failed", mo_id=mo.id, error=str(exc))
+            return
+        outcome = decision.outcome.value
+        self.metrics.mo.labels(carrier=mo.carrier, outcome=outcome).inc()
+        if decision.charging.value == "mo":
+            self.metrics.charges.labels(carrier=mo.carrier).inc(decision.charge_vnd)
+        log.info(
+            "reset_decided",
+            mo_id=mo.id,
+            carrier=mo.carrier,
+            msisdn=mask_msisdn(mo.source_addr),
+            outcome=outcome,
+        )
+        log.info("mt_queued", mo_id=mo.id, carrier=mo.carrier)
+        self.wake_outbox(mo.carrier)
+
+    async def recovery(self, send_decide: trio.MemorySendChannel[InboundMessage]) -> None:
+        """Feed MOs left RECEIVED (a crash after the ack, a store error while
+        deciding) back to the workers; at start, then every few seconds."""
+        async with send_decide:
+            while True:
+                try:
+                    rows = await self.db(self.store.claim_inbound, limit=500)
+                except StoreError as exc:
+                    log.warning("recovery_failed", error=str(exc))
+                    rows = []
+                for row in rows:
+                    if row.id in self.in_progress or row.carrier not in self.links:
+                        continue
+                    self.in_progress.add(row.id)
+                    log.info("mo_recovered", mo_id=row.id, carrier=row.carrier)
+                    await send_decide.send(row)
+                await trio.sleep(RECOVERY_PERIOD_S)
+
+    # --- outbox ----------------------------------------------------------------------
+
+    async def outbox(self, name: str) -> None:
+        """Claim queued replies of one carrier and submit them, ``window`` at a time."""
+        structlog.contextvars.bind_contextvars(carrier=name)
+        link_config = self.links[name].config
+        send_row, receive_row = trio.open_memory_channel[OutboundMessage](0)
+        async with trio.open_nursery() as nursery:
+            for _ in range(link_config.window):
+                nursery.start_soon(self.submitter, name, receive_row.clone())
+            receive_row.close()
+            async with send_row:
+                while not self.stopping:
+                    wakeup = self.outbox_wakeups.setdefault(name, trio.Event())
+                    try:
+                        rows = await self.db(
+                            self.store.claim_outbound,
+                            carrier=name,
+                            now=datetime.now(UTC),
+                            limit=link_config.window,
+                            lease_s=OUTBOX_LEASE_S,
+                        )
+                    except StoreError as exc:
+                        log.warning("outbox_claim_failed", error=str(exc))
+                        rows = []
+                    for row in rows:
+                        await send_row.send(row)
+                    if len(rows) < link_config.window:
+                        if wakeup.is_set():
+                            self.outbox_wakeups[name] = trio.Event()
+                            continue
+                        with trio.move_on_after(OUTBOX_POLL_S):
+                            await wakeup.wait()
+                        if wakeup.is_set():
+                            self.outbox_wakeups[name] = trio.Event()
+
+    async def submitter(
+        self, name: str, receive_row: trio.MemoryReceiveChannel[OutboundMessage]
+    ) -> None:
+        smsc = self.config.smsc(name)
+        link = self.links[name]
+        async with receive_row:
+            async for row in receive_row:
+                message = OutboundSm(
+                    source_addr=self.config.short_code,
+                    source_addr_ton=smsc.source_ton,
+                    source_addr_npi=smsc.source_npi,
+                    destination_addr=row.destination_addr,
+                    dest_addr_ton=row.dest_addr_ton,
+                    dest_addr_npi=row.dest_addr_npi,
+                    text=row.body,
+                )
+                result = await link.submit(message)
+                await self.settle(name, row, result)
+
+    async def settle(
+        self, name: str, row: OutboundMessage, result: Accepted | RetryLater | Rejected
+    ) -> None:
+        now = datetime.now(UTC)
+        # The verdict must be recorded even while we are being stopped: it is
+        # what keeps a reply from being sent twice.
+        with trio.CancelScope(shield=True):
+            try:
+                match result:
+                    case Accepted(message_id=message_id, id_keys=id_keys):
+                        await self.db(
+                            self.store.mark_accepted,
+                            row.id,
+                            message_id=message_id,
+                            id_keys=id_keys,
+                            now=now,
+                        )
+                        self.metrics.mt.labels(carrier=name, state="accepted").inc()
+                        log.info(
+                            "mt_accepted",
+                            outbound_id=row.id,
+                            mo_id=row.inbound_id,
+                            message_id=message_id,
+                            msisdn=mask_msisdn(row.destination_addr),
+                        )
+                    case RetryLater(status=status, reason=reason):
+                        delay = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** min(row.attempts, 10))
+                        delay *= random.uniform(0.8, 1.2)
+                        await self.db(
+                            self.store.mark_retry,
+                            row.id,
+                            status=status,
+                            next_attempt_at=now + timedelta(seconds=delay),
+                        )
+                        self.metrics.mt.labels(carrier=name, state="retry").inc()
+                        log.info(
+                            "mt_retry_scheduled",
+                            outbound_id=row.id,
+                            reason=reason,
+                            status=status,
+                            delay=round(delay, 1),
+                        )
+                    case Rejected(status=status):
+                        await self.db(self.store.mark_failed, row.id, status=status, now=now)
+                        self.metrics.mt.labels(carrier=name, state="failed").inc()
+                        log.warning(
+                            "mt_rejected",
+                            outbound_id=row.id,
+                            mo_id=row.inbound_id,
+                            status=f"0x{status:08x}",
+                        )
+            except StoreError as exc:
+                # The lease expires and the row is claimed again.
+                log.error("mt_settle_failed", outbound_id=row.id, error=str(exc))
+
+    # --- operations ------------------------------------------------------------------
+
+    async def watchdog(self) -> None:
+        interval = watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            await self.notifier.notify("WATCHDOG=1")
+            await trio.sleep(interval)
+
+    async def refresh_gauges(self) -> None:
+        while True:
+            try:
+                depth = await self.db(self.store.outbox_depth)
+                for name in self.links:
+                    self.metrics.outbox_depth.labels(carrier=name).set(depth.get(name, 0))
+            except StoreError:
+                pass
+            for name, link in self.links.items():
+                stats = link.statistics()
+                self.metrics.link_up.labels(carrier=name).set(1 if stats.bound else 0)
+                self.metrics.window_in_use.labels(carrier=name).set(stats.in_flight)
+            await trio.sleep(1.0)
+
+    async def maintenance(self) -> None:
+        """Truncate SQLite's WAL now and then (see SqlStore.checkpoint)."""
+        while True:
+            await trio.sleep(CHECKPOINT_PERIOD_S)
+            try:
+                await self.db(self.store.checkpoint)
+            except StoreError as exc:
+                log.warning("checkpoint_failed", error=str(exc))
+
+    async def healthz(self) -> tuple[int, str, bytes]:
+        problems = [
+            f"link {n} not bound" for n, link in self.links.items() if not link.statistics().bound
+        ]
+        try:
+            with trio.fail_after(2):
+                await self.db(self.store.outbox_depth)
+        except (StoreError, trio.TooSlowError) as exc:
+            problems.append(f"store: {exc}")
+        if problems:
+            return 503, "text/plain", ("\n".join(problems) + "\n").encode()
+        return 200, "text/plain", b"ok\n"
+
+    async def metrics_page(self) -> tuple[int, str, bytes]:
+        return 200, _metrics.CONTENT_TYPE, self.metrics.render()
+
+    def reload(self) -> None:
+        """SIGHUP: reply texts and rate limits from the same file; a bad file is
+        logged and the running configuration kept."""
+        try:
+            fresh = load_config_path(self.config.source)
+        except ConfigError as exc:
+            log.error("config_reload_failed", error=str(exc))
+            return
+        self.pipeline.reload(fresh.reset, fresh.templates)
+        self.config = attrs.evolve(self.config, reset=fresh.reset, templates=fresh.templates)
+        log.info("config_reloaded")
+
+    async def signals(self, stop: trio.Event) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    self.reload()
+                else:
+                    log.info("shutdown_requested", signal=signal.Signals(signum).name)
+                    stop.set()
+                    return
+
+    async def shutdown(self) -> None:
+        """Stop intake, finish what is in hand, unbind every link."""
+        await self.notifier.notify("STOPPING=1")
+        self.stopping = True
+        self.intake_scope.cancel()
+        # Let decisions and submits in flight settle, bounded.
+        with trio.move_on_after(STOP_DRAIN_S):
+            while self.in_progress:  # noqa: ASYNC110 - many tasks change the set; bounded above
+                await trio.sleep(0.05)
+        async with trio.open_nursery() as nursery:
+            for link in self.links.values():
+                nursery.start_soon(link.stop)
+        log.info("daemon_stopped")
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        stop = trio.Event()
+        async with trio.open_nursery() as root:
+            root.start_soon(self.signals, stop)
+            for link in self.links.values():
+                await root.start(link.run)
+            send_mo, receive_mo = trio.open_memory_channel[_PendingMo](self.config.intake_batch)
+            send_decide, receive_decide = trio.open_memory_channel[InboundMessage](0)
+            async with send_mo, receive_mo, send_decide, receive_decide:
+                root.start_soon(self._run_intake, send_mo.clone())
+                root.start_soon(self.committer, receive_mo.clone(), send_decide.clone())
+                for _ in range(self.config.workers or _cpu_count() * 2):
+                    root.start_soon(self.worker, receive_decide.clone())
+                root.start_soon(self.recovery, send_decide.clone())
+            for name in self.links:
+                root.start_soon(self.outbox, name)
+            root.start_soon(self.watchdog)
+            root.start_soon(self.refresh_gauges)
+            root.start_soon(self.maintenance)
+            if self.config.metrics_listen:
+                host, port = self.config.metrics_listen.rsplit(":", 1)
+                self.metrics_port = await root.start(
+                    serve_http,
+                    host,
+                    int(port),
+                    {"/metrics": self.metrics_page, "/healthz": self.healthz},
+                )
+            await self.notifier.notify("READY=1", "STATUS=serving")
+            log.info("daemon_ready", carriers=list(self.links), metrics_port=self.metrics_port)
+            task_status.started()
+            await stop.wait()
+            await self.shutdown()
+            root.cancel_scope.cancel()
+
+    async def _run_intake(self, send_mo: trio.MemorySendChannel[_PendingMo]) -> None:
+        with self.intake_scope:
+            async with send_mo, trio.open_nursery() as nursery:
+                for name in self.links:
+                    nursery.start_soon(self.intake, name, send_mo.clone())
+
+
+def _cpu_count() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def load_config_path(source: str) -> Config:
+    return load_config(Path(source))
+
+
+def build(config: Config) -> Daemon:
+    store = open_store(config.database_url)
+    pipeline = Pipeline(
+        policy=config.reset,
+        templates=config.templates,
+        hasher=PasswordHasher(config.reset.hash),
+    )
+    links = {smsc.name: Link(smsc.link) for smsc in config.smscs}
+    return Daemon(config=config, store=store, pipeline=pipeline, links=links)
+
+
+def run(config: Config) -> int:
+    """``smscd run``: returns the process exit code."""
+    configure_logging(format=config.log.format, level=config.log.level)
+    if not config.smscs:
+        log.error("config_invalid", error=f"{config.source}: no [[smsc]] entry")
+        return 2
+    try:
+        daemon = build(config)
+    except SchemaNotCurrent as exc:
+        log.error("database_not_migrated", error=str(exc))
+        return 2
+    except StoreError as exc:
+        log.error("database_unavailable", error=str(exc))
+        return 1
+    try:
+        trio.run(daemon.serve)
+    finally:
+        daemon.store.close()
+    return 0

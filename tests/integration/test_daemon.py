@@ -1,0 +1,312 @@
+"""End to end: ``smscd run`` as a subprocess against the simulator over loopback.
+
+These are the acceptance tests of DESIGN.md's invariants 1-6 as an operator would
+see them: the exact reply bytes, the password really changed, receipts and
+charges recorded, nothing lost or doubled across a kill -9, a clean SIGTERM.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import sqlite3
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+from argon2 import PasswordHasher
+
+from smscd.simulator import SimulatorConfig
+from tests.integration.daemon_harness import DaemonProcess, open_daemon, start_daemon
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.slow
+
+OK = re.compile(rb"^Cap lai mat khau thanh cong\. Tai khoan: 0123456789/Mat khau: (\d{6})$")
+MISMATCH = (
+    b"So dien thoai va ma so BHXH khong khop hoac chua dang ky giao dich dien tu voi co quan BHXH"
+)
+INVALID = (
+    b"Ma so BHXH khong dung cau truc (phai gom 10 chu so). Soan tin: BH MK <Ma so BHXH> gui 8079"
+)
+BAD_SYNTAX = (
+    b"Tin nhan sai cu phap. De lay lai mat khau VssID, soan tin: BH MK <Ma so BHXH> gui 8079"
+)
+RATE_LIMITED = (
+    b"Ban da yeu cau cap lai mat khau qua so lan cho phep. Vui long thu lai sau hoac goi 1900.9068"
+)
+
+
+async def reply_for(daemon: DaemonProcess, source: str, text: str, *, timeout: float = 10) -> bytes:
+    """Inject one MO and return the body of the next MT submitted to that number."""
+    before = len(daemon.sim.submitted)
+    status = await daemon.sim.inject_mo(source_addr=source, text=text)
+    assert status == 0
+    with trio.fail_after(timeout):
+        while True:
+            for sm in daemon.sim.submitted[before:]:
+                if sm.event.destination_addr == source:
+                    return sm.event.short_message
+            await trio.sleep(0.02)
+
+
+def password_hash(daemon: DaemonProcess, code: str) -> str | None:
+    rows = daemon.query("SELECT password_hash FROM accounts WHERE bhxh_code = ?", (code,))
+    value = rows[0][0]
+    assert value is None or isinstance(value, str)
+    return value
+
+
+async def test_each_reply_text_and_the_password_really_changes(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with open_daemon(tmp_path) as daemon:
+            body = await reply_for(daemon, "84327000686", "BH MK 0123456789")
+            match = OK.match(body)
+            assert match, body
+            stored = password_hash(daemon, "0123456789")
+            assert stored is not None and stored.startswith("$argon2id$")
+            assert PasswordHasher().verify(stored, match.group(1).decode())
+            assert daemon.query(
+                "SELECT must_change FROM accounts WHERE bhxh_code = '0123456789'"
+            ) == [(1,)]
+
+            # Wrong phone, unknown code, not registered: the same bytes, no change.
+            assert await reply_for(daemon, "84911111111", "BH MK 0123456789") == MISMATCH
+            assert password_hash(daemon, "0123456789") == stored
+            assert await reply_for(daemon, "84911111112", "BH MK 9999999999") == MISMATCH
+            assert await reply_for(daemon, "84912345678", "BH MK 0101010101") == MISMATCH
+            assert password_hash(daemon, "0101010101") is None
+
+            # A registration in the pre-2018 11-digit form matches the new number.
+            assert (await reply_for(daemon, "84327111222", "bh mk 7901234567")).startswith(
+                b"Cap lai mat khau thanh cong. Tai khoan: 7901234567/Mat khau: "
+            )
+            assert await reply_for(daemon, "84911111113", "BH MK 12345") == INVALID
+            assert await reply_for(daemon, "84911111114", "xin chao") == BAD_SYNTAX
+
+            # Two more resets today are allowed, the fourth is refused.
+            # (Different spellings: an identical text within duplicate_window is
+            # a redelivery, answered once.)
+            for text in ("bh mk 0123456789", "BH-MK-0123456789"):
+                assert OK.match(await reply_for(daemon, "84327000686", text))
+            latest = password_hash(daemon, "0123456789")
+            assert await reply_for(daemon, "84327000686", "BH MK: 0123456789.") == RATE_LIMITED
+            assert password_hash(daemon, "0123456789") == latest
+
+            # Every MO charged exactly once (mode "mo": final at decision).
+            charges = daemon.query("SELECT COUNT(*), SUM(amount_vnd) FROM charges")
+            assert charges == [(10, 10_000)]
+
+
+async def test_receipts_are_recorded_and_no_password_is_left_in_plaintext(
+    tmp_path: Path,
+) -> None:
+    with trio.fail_after(60):
+        config = SimulatorConfig(
+            receipt_delay=0.05, submit_id_format="hex", receipt_id_format="dec"
+        )
+        async with open_daemon(tmp_path, sim_config=config, charging="mt") as daemon:
+            body = await reply_for(daemon, "84327000686", "BH MK 0123456789")
+            match = OK.match(body)
+            assert match
+            password = match.group(1).decode()
+            with trio.fail_after(10):
+                while daemon.query("SELECT state FROM outbound_messages") != [("delivered",)]:
+                    await trio.sleep(0.05)
+            # MT charging: the charge became final on DELIVRD.
+            assert daemon.query("SELECT state, amount_vnd FROM charges") == [("final", 1000)]
+            await daemon.wait_log('"receipt_received"')
+            daemon.signal(signal.SIGTERM)
+            assert await daemon.wait_exit() == 0
+        # Neither the log nor any byte of the database holds the password.
+        assert password not in daemon.log_text()
+        raw = b"".join(p.read_bytes() for p in tmp_path.glob("smscd.db*"))
+        assert f"Mat khau: {password}".encode() not in raw
+        assert "secret" not in daemon.log_text()  # the bind password
+        assert "0327000686" not in daemon.log_text()
+        assert "0327xxx686" in daemon.log_text()
+
+
+async def test_throttling_and_a_dropped_link_lose_nothing(tmp_path: Path) -> None:
+    with trio.fail_after(90):
+        async with open_daemon(tmp_path) as daemon:
+            sim = daemon.sim
+            sim.throttle_next(5)
+            senders = [f"8490300{i:04d}" for i in range(40)]
+            for i, sender in enumerate(senders):
+                assert await sim.inject_mo(source_addr=sender, text=f"BH MK 55{i:08d}") == 0
+                if i == 20:
+                    await sim.drop_connections()
+                    await sim.wait_bound(1)
+            with trio.fail_after(60):
+                while len({s.event.destination_addr for s in sim.submitted}) < len(senders):
+                    await trio.sleep(0.05)
+            # Every MO answered; at most the submits in flight when the link
+            # dropped may have gone twice (the SMSC accepted, the answer was lost).
+            per_dest = Counter(s.event.destination_addr for s in sim.submitted)
+            assert set(per_dest) == set(senders)
+            rows = daemon.query("SELECT state, COUNT(*) FROM outbound_messages GROUP BY state")
+            assert sum(n for _, n in rows) == len(senders)  # type: ignore[misc]
+            assert daemon.query("SELECT COUNT(*) FROM charges") == [(len(senders),)]
+
+
+async def test_kill_9_after_ack_then_restart_answers_every_mo_once(tmp_path: Path) -> None:
+    with trio.fail_after(90):
+        config = SimulatorConfig(receipt_delay=0.05)
+        async with open_daemon(tmp_path, sim_config=config) as daemon:
+            sim = daemon.sim
+            # The SMSC stops answering submits: replies pile up unsent.
+            sim.no_response_on_submit(True)
+            senders = [f"8490300{i:04d}" for i in range(30)]
+            for i, sender in enumerate(senders):
+                assert await sim.inject_mo(source_addr=sender, text=f"BH MK 55{i:08d}") == 0
+            daemon.signal(signal.SIGKILL)
+            await daemon.wait_exit()
+            sim.no_response_on_submit(False)
+            await sim.drop_connections()
+            before = {s.event.destination_addr for s in sim.submitted}
+            assert not before  # nothing was accepted before the kill
+
+            async with trio.open_nursery() as nursery:
+                again = await start_daemon(
+                    nursery,
+                    tmp_path,
+                    daemon.config,
+                    sim,
+                    daemon.metrics_port,
+                    log_name="daemon2.log",
+                )
+                with trio.fail_after(60):
+                    while len({s.event.destination_addr for s in sim.submitted}) < len(senders):
+                        await trio.sleep(0.05)
+                again.signal(signal.SIGTERM)
+                assert await again.wait_exit() == 0
+            per_dest = Counter(s.event.destination_addr for s in sim.submitted)
+            assert per_dest == dict.fromkeys(senders, 1)
+            assert daemon.query("SELECT COUNT(*) FROM charges") == [(30,)]
+            # Every changed password has its accepted reply.
+            changed = daemon.query("SELECT COUNT(*) FROM accounts WHERE password_hash IS NOT NULL")
+            accepted = daemon.query(
+                "SELECT COUNT(*) FROM outbound_messages WHERE state IN ('accepted','delivered')"
+            )
+            assert changed == accepted == [(30,)]
+
+
+async def test_sigterm_unbinds_and_sd_notify_is_spoken(tmp_path: Path) -> None:
+    notify_path = tmp_path / "notify.sock"
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    await sock.bind(str(notify_path))
+    env = {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"}
+    messages: list[bytes] = []
+
+    async def collect() -> None:
+        while True:
+            messages.append(await sock.recv(4096))
+
+    with trio.fail_after(60), sock:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(collect)
+            async with open_daemon(tmp_path, env=env) as daemon:
+                await trio.sleep(0.5)
+                unbinds = daemon.sim.unbinds_received
+                with trio.fail_after(11):
+                    daemon.signal(signal.SIGTERM)
+                    assert await daemon.wait_exit() == 0
+                assert daemon.sim.unbinds_received == unbinds + 1
+            await trio.sleep(0.1)
+            nursery.cancel_scope.cancel()
+    text = b"\n".join(messages)
+    assert b"READY=1" in text
+    assert text.count(b"WATCHDOG=1") >= 2
+    assert b"STOPPING=1" in text
+    assert text.index(b"READY=1") < text.index(b"STOPPING=1")
+
+
+async def test_metrics_health_and_sighup_reload(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with open_daemon(tmp_path) as daemon:
+            assert await reply_for(daemon, "84911111114", "xin chao") == BAD_SYNTAX
+            status, body = await http_get(daemon.metrics_port, "/healthz")
+            assert status == 200 and body == b"ok\n"
+            await trio.sleep(1.2)  # gauges refresh every second
+            status, body = await http_get(daemon.metrics_port, "/metrics")
+            assert status == 200
+            assert b'smscd_mo_total{carrier="sim",outcome="bad_syntax"} 1.0' in body
+            assert b'smscd_link_bound{carrier="sim"} 1.0' in body
+
+            # A valid reload changes the texts without dropping the bind...
+            text = daemon.config.read_text()
+            daemon.config.write_text(
+                text.replace(
+                    "[templates]\n",
+                    '[templates]\nbad_syntax = "Sai cu phap. Soan BH MK <ma so> gui 8079"\n',
+                )
+            )
+            daemon.signal(signal.SIGHUP)
+            await daemon.wait_log('"config_reloaded"')
+            assert await reply_for(daemon, "84911111115", "xin chao") == (
+                b"Sai cu phap. Soan BH MK <ma so> gui 8079"
+            )
+            # ...a bad one is refused and the running texts are kept.
+            daemon.config.write_text(
+                text.replace("[templates]\n", '[templates]\nbad_syntax = "{password}"\n')
+            )
+            daemon.signal(signal.SIGHUP)
+            await daemon.wait_log('"config_reload_failed"')
+            assert await reply_for(daemon, "84911111116", "xin chao") == (
+                b"Sai cu phap. Soan BH MK <ma so> gui 8079"
+            )
+
+            await daemon.sim.drop_connections()
+            daemon.sim.black_hole(True)
+            with trio.fail_after(10):
+                while (await http_get(daemon.metrics_port, "/healthz"))[0] != 503:
+                    await trio.sleep(0.1)
+
+
+async def test_duplicate_mo_is_answered_once(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with open_daemon(tmp_path) as daemon:
+            sim = daemon.sim
+            assert await sim.inject_mo(source_addr="84911111111", text="BH MK 0123456789") == 0
+            assert await sim.inject_mo(source_addr="84911111111", text="BH MK 0123456789") == 0
+            await daemon.wait_log('"mo_duplicate"')
+            await trio.sleep(0.5)
+            assert [s.event.destination_addr for s in sim.submitted] == ["84911111111"]
+            assert daemon.query("SELECT COUNT(*) FROM charges") == [(1,)]
+            assert daemon.query(
+                "SELECT state, COUNT(*) FROM inbound_messages GROUP BY state ORDER BY state"
+            ) == [("decided", 1), ("duplicate", 1)]
+
+
+async def test_unmigrated_database_is_refused(tmp_path: Path) -> None:
+    from tests.integration.daemon_harness import SMSCD, write_config
+
+    config = write_config(tmp_path, smsc_port=9, metrics_port=0)
+    result = await trio.run_process(
+        [*SMSCD, "-c", str(config), "run"], capture_stdout=True, capture_stderr=True, check=False
+    )
+    assert result.returncode == 2
+    assert b"smscd db upgrade" in result.stdout + result.stderr
+    assert (
+        not (tmp_path / "smscd.db").exists()
+        or sqlite3.connect(tmp_path / "smscd.db")
+        .execute("SELECT name FROM sqlite_master WHERE name = 'accounts'")
+        .fetchall()
+        == []
+    )
+
+
+async def http_get(port: int, path: str) -> tuple[int, bytes]:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
