@@ -19,7 +19,7 @@ from pathlib import Path
 
 import trio
 
-from smscd.simulator import SimulatorConfig, open_simulator
+from smscd.simulator import Simulator, SimulatorConfig, open_simulator
 
 CONFIG = Path(os.environ.get("SMSCD_CONFIG", "conf/smscd.toml"))
 ACCOUNTS = Path("conf/demo-accounts.csv")
@@ -47,33 +47,48 @@ async def main(password: str) -> int:
         daemon: trio.Process = await nursery.start(
             partial(trio.run_process, [*SMSCD, "run"], check=False)
         )
-        with trio.fail_after(30):
-            await sim.wait_bound(1)
-        say("smscd is bound to the simulator")
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as session:
 
-        for phone, text, why in DEMO_MOS:
-            await trio.sleep(0.5)
-            before = len(sim.submitted)
-            say(f"MO from {phone} to 8079: {text!r}  ({why})")
-            status = await sim.inject_mo(source_addr="84" + phone[1:], text=text)
-            say(f"   deliver_sm_resp status 0x{status:08x} (0 = committed to the store)")
-            with trio.move_on_after(10):
-                await sim.wait_submitted(before + 1)
-            for sm in sim.submitted[before:]:
-                say(f"   reply to {sm.event.destination_addr}: {sm.text!r}")
-        await trio.sleep(1.0)
-        say("receipts flow back after 0.5 s; see the daemon's receipt_received lines")
-        say("send your own:  .venv/bin/smscd simulate send --from 0327000686 'BH MK 0123456789'")
-        say("reports:        .venv/bin/smscd report charges   |   Ctrl-C to stop")
-        try:
+                async def until_signal() -> None:
+                    async for _ in signals:
+                        session.cancel_scope.cancel()
+                        return
+
+                async def demo_then_wait() -> None:
+                    await play(sim)
+                    await daemon.wait()  # the daemon stopped by itself: so do we
+                    session.cancel_scope.cancel()
+
+                session.start_soon(until_signal)
+                session.start_soon(demo_then_wait)
+        say("stopping")
+        if daemon.returncode is None:
+            daemon.send_signal(signal.SIGTERM)
+        with trio.move_on_after(12):
             await daemon.wait()
-        finally:
-            if daemon.returncode is None:
-                daemon.send_signal(signal.SIGTERM)
-                with trio.move_on_after(12, shield=True):
-                    await daemon.wait()
-            nursery.cancel_scope.cancel()
-    return 0
+        nursery.cancel_scope.cancel()
+    return daemon.returncode or 0
+
+
+async def play(sim: Simulator) -> None:
+    with trio.fail_after(30):
+        await sim.wait_bound(1)
+    say("smscd is bound to the simulator")
+    for phone, text, why in DEMO_MOS:
+        await trio.sleep(0.5)
+        before = len(sim.submitted)
+        say(f"MO from {phone} to 8079: {text!r}  ({why})")
+        status = await sim.inject_mo(source_addr="84" + phone[1:], text=text)
+        say(f"   deliver_sm_resp status 0x{status:08x} (0 = committed to the store)")
+        with trio.move_on_after(10):
+            await sim.wait_submitted(before + 1)
+        for sm in sim.submitted[before:]:
+            say(f"   reply to {sm.event.destination_addr}: {sm.text!r}")
+    await trio.sleep(1.0)
+    say("receipts flow back after 0.5 s; see the daemon's receipt_received lines")
+    say("send your own:  .venv/bin/smscd simulate send --from 0327000686 'BH MK 0123456789'")
+    say("reports:        .venv/bin/smscd report charges   |   Ctrl-C to stop")
 
 
 def run() -> int:
@@ -81,8 +96,6 @@ def run() -> int:
     password = Path("conf/simulator.password").read_text().strip()
     try:
         return trio.run(main, password)
-    except KeyboardInterrupt:
-        return 0
     except subprocess.CalledProcessError as exc:
         print(f"[demo] {exc}", file=sys.stderr)
         return 1
