@@ -129,12 +129,12 @@ def main(
         from smscd.ops import db as ops_db
 
         if args.db_command == "upgrade":
-            return ops_db.upgrade(config.database_url, out)
+            return ops_db.upgrade(config.database_url, out, err)
         retention = (
             args.retention_days if args.retention_days is not None else config.retention_days
         )
         return ops_db.prune(
-            config.database_url, retention_days=retention, now=datetime.now(UTC), out=out
+            config.database_url, retention_days=retention, now=datetime.now(UTC), out=out, err=err
         )
 
     if args.command == "accounts":
@@ -151,14 +151,14 @@ def main(
                 out=out,
                 err=err,
             )
-        return ops_accounts.show(config.database_url, args.code, out, mask=mask_msisdn)
+        return ops_accounts.show(config.database_url, args.code, out, mask=mask_msisdn, err=err)
 
     if args.command == "report":
         from smscd.ops import reports
 
         report_fn = reports.charges if args.kind == "charges" else reports.receipts
         return report_fn(
-            config.database_url, start=args.start, end=args.end, fmt=args.format, out=out
+            config.database_url, start=args.start, end=args.end, fmt=args.format, out=out, err=err
         )
 
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse requires one

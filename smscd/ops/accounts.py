@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from smscd.ops._common import CommandFailed, using_store
 from smscd.store.sql import open_store
 from smscd.store.types import StoreError
 
@@ -187,22 +188,22 @@ def _yes_no(value: bool) -> str:
     return "yes" if value else "no"
 
 
-def show(database_url: str, code: str, out: TextIO, *, mask: Callable[[str], str]) -> int:
+def show(
+    database_url: str,
+    code: str,
+    out: TextIO,
+    *,
+    mask: Callable[[str], str],
+    err: TextIO | None = None,
+) -> int:
     """Print one account: the phone masked, never the password hash."""
     try:
-        store = open_store(database_url)
-    except StoreError as exc:
-        print(f"error: {exc}", file=out)
-        return 2
-    try:
-        details = store.account_details(code)
-    except StoreError as exc:
-        print(f"error: {exc}", file=out)
-        return 2
-    finally:
-        store.close()
+        details = using_store(database_url, lambda store: store.account_details(code))
+    except CommandFailed as exc:
+        print(exc, file=err or out)
+        return exc.exit_code
     if details is None:
-        print(f"no account with code {code}", file=out)
+        print(f"no account with code {code}", file=err or out)
         return 1
     if details.password_set:
         changed = details.password_changed_at

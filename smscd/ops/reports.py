@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from smscd.store.sql import ChargesDay, ReceiptsDay, SqlStore, open_store
-from smscd.store.types import StoreError
+from smscd.ops._common import CommandFailed, using_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from datetime import date
     from typing import TextIO
+
+    from smscd.store.sql import ChargesDay, ReceiptsDay, SqlStore
 
 __all__ = ["CHARGES_COLUMNS", "RECEIPTS_COLUMNS", "Format", "charges", "receipts"]
 
@@ -105,30 +106,30 @@ def _report(
     end: date | None,
     fmt: Format,
     out: TextIO,
+    err: TextIO,
     columns: Sequence[str],
     query: Callable[[SqlStore], Sequence[ChargesDay | ReceiptsDay]],
 ) -> int:
     if start is not None and end is not None and start > end:
-        print(f"error: --from {start} is after --to {end}", file=out)
+        print(f"error: --from {start} is after --to {end}", file=err)
         return 2
     try:
-        store = open_store(database_url)
-    except StoreError as exc:
-        print(f"error: {exc}", file=out)
-        return 2
-    try:
-        rows = query(store)
-    except StoreError as exc:
-        print(f"error: {exc}", file=out)
-        return 2
-    finally:
-        store.close()
+        rows = using_store(database_url, query)
+    except CommandFailed as exc:
+        print(exc, file=err)
+        return exc.exit_code
     _write([_record(r) for r in rows], columns, fmt, out)
     return 0
 
 
 def charges(
-    database_url: str, *, start: date | None, end: date | None, fmt: Format, out: TextIO
+    database_url: str,
+    *,
+    start: date | None,
+    end: date | None,
+    fmt: Format,
+    out: TextIO,
+    err: TextIO | None = None,
 ) -> int:
     """MOs received and their charges, per day and carrier."""
     return _report(
@@ -137,13 +138,20 @@ def charges(
         end,
         fmt,
         out,
+        err or out,
         CHARGES_COLUMNS,
         lambda store: store.charges_report(start=start, end=end),
     )
 
 
 def receipts(
-    database_url: str, *, start: date | None, end: date | None, fmt: Format, out: TextIO
+    database_url: str,
+    *,
+    start: date | None,
+    end: date | None,
+    fmt: Format,
+    out: TextIO,
+    err: TextIO | None = None,
 ) -> int:
     """Replies accepted, delivered, failed and pending, per day and carrier."""
     return _report(
@@ -152,6 +160,7 @@ def receipts(
         end,
         fmt,
         out,
+        err or out,
         RECEIPTS_COLUMNS,
         lambda store: store.receipts_report(start=start, end=end),
     )
