@@ -79,7 +79,7 @@ class Config:
     #: MOs committed per transaction at most (group commit).
     intake_batch: int = 256
     #: Concurrent pipeline decisions (each may hash a password in a thread).
-    workers: int = 0  # 0 = os.cpu_count()
+    workers: int = 0  # 0 = 16 per core (hashing is bounded separately, by the cores)
 
     def smsc(self, name: str) -> SmscConfig:
         for smsc in self.smscs:

@@ -5,8 +5,9 @@ Theory of operation
 One trio nursery holds every task of the process::
 
     link.run xcarrier ──inbound()──▶ intake xcarrier ──┬─ MOs ──▶ committer ──▶ decide channel
-                                                       └─ receipts (recorded, then acked)
-    decide channel ──▶ worker xN  (pipeline.process in a thread: decide, hash, one commit)
+                                                       └─ receipts ──▶ receipt recorder
+    decide channel ──▶ worker xN ──▶ first pass, batched (decide without hashing; commit
+                                     what needs no hash) ──▶ resets: hash + commit
     outbox claimer xcarrier ──▶ submitter xwindow ──link.submit──▶ mark accepted/retry/failed
     recovery (RECEIVED MOs left by a crash), watchdog, metrics, signals
 
@@ -20,10 +21,26 @@ store, so a crash mid-decision changes nothing. Replies are claimed from the
 outbox with a lease and marked ACCEPTED only after the SMSC's submit_sm_resp: a
 crash between the two resends that reply once after the lease (at-least-once for
 exactly that window; the link counts in-flight submits lost with a connection).
+Receipts, like MOs, are acknowledged only after their batch is committed.
+
+Throughput comes from batching, because with SQLite every transaction and every
+thread hop costs the one core the GIL gives us. Each write path is a group
+commit: whatever waits while one transaction runs goes into the next one
+(``committer`` and ``receipt_recorder`` are tasks that drain a channel;
+decisions and acceptances use ``_GroupCommit``, where the first waiter writes
+for everyone). A decision's first pass runs ``Pipeline.decide`` for a batch of
+MOs in one thread with a hasher that only catches the new password: mismatch
+and help replies are committed right there (one thread hop and one transaction
+for the batch); a reset comes back with its password, is hashed in a thread of
+``hash_limiter`` (sized to the cores) and committed in that same thread. The
+sender's lock (``sender_locks``) is held from the first pass to the commit, so
+two MOs of one number are never decided at once (the rate-limit check and the
+commit are separate store calls).
 
 Blocking calls (SQL, argon2) run in threads: database calls through
-``db_limiter``, decisions (which hash) through ``hash_limiter`` sized to the
-cores, so the event loop keeps answering enquire_link under any load.
+``db_limiter``, hashing through ``hash_limiter``, so the event loop keeps
+answering enquire_link under any load. ``SMSCD_PROFILE=FILE`` profiles the
+event loop (cProfile) into FILE.
 """
 
 from __future__ import annotations
@@ -34,7 +51,7 @@ import signal
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import attrs
 import structlog
@@ -57,24 +74,28 @@ from smscd.logging import configure_logging
 from smscd.reset import PasswordHasher, Pipeline, canonical_msisdn, mask_msisdn
 from smscd.smpp import CommandStatus
 from smscd.store import (
-    AlreadyDecided,
+    ChargingMode,
+    Decision,
     InboundMessage,
     InboundState,
     NewInbound,
     NewReceipt,
     OutboundMessage,
     StoreError,
+    StoreUnavailable,
 )
 from smscd.store.sql import SchemaNotCurrent, SqlStore, open_store
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable, Sequence
 
 __all__ = ["Daemon", "run"]
 
 log = structlog.get_logger("smscd")
 
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
 
 #: How long a claimed outbox row stays ours without a verdict (then another
 #: claimer, or this one after a restart, may submit it again).
@@ -89,12 +110,116 @@ RETRY_MAX_S = 300.0
 STOP_DRAIN_S = 3.0
 RECOVERY_PERIOD_S = 5.0
 CHECKPOINT_PERIOD_S = 30.0
+#: How long a small batch of the SMSC's acceptances, or of receipts, waits for
+#: more before its transaction (nobody's reply waits on these), and the size
+#: from which it does not wait.
+SETTLE_LINGER_S = 0.05
+LINGER_BELOW = 16
+#: Default pipeline workers per core (``[daemon] workers = 0``). Hashing is
+#: bounded by ``hash_limiter`` whatever this is; more workers let decisions that
+#: do not hash share their group commit.
+WORKERS_PER_CORE = 16
+#: Environment variable naming a file: profile the event loop into it (development).
+PROFILE_ENV = "SMSCD_PROFILE"
 
 
 @attrs.define
 class _PendingMo:
     item: InboundMo
     new: NewInbound
+
+
+#: What the first pass of a decision puts where the password hash goes; it is
+#: replaced before the decision is committed, and never reaches the store.
+_HASH_PENDING = "<hash pending>"
+
+
+class _PasswordCatcher:
+    """The hasher of the first pass of a decision (``Daemon.decide``): keeps the
+    new password for the real hash (done next, in a thread of its own) and
+    answers with a placeholder."""
+
+    password: str | None = None
+
+    def hash(self, password: str) -> str:
+        self.password = password
+        return _HASH_PENDING
+
+
+@attrs.frozen(kw_only=True)
+class _NeedsHash:
+    """A RESET_OK decision still to be completed with the hash of ``password``."""
+
+    decision: Decision
+    password: str = attrs.field(repr=False)
+
+
+@attrs.define(eq=False)
+class _Slot(Generic[ItemT, ResultT]):
+    item: ItemT
+    done: bool = False
+    result: ResultT | Exception | None = None
+
+
+class _GroupCommit(Generic[ItemT, ResultT]):
+    """Many tasks' writes in one transaction, without a task of its own.
+
+    ``submit`` queues an item and takes the lock; whoever gets the lock while
+    its item is still queued writes the WHOLE queue with one call of ``write``
+    (a blocking batch method of the store, run through ``db``) and hands every
+    waiter its own result. While one batch is being written the next one
+    gathers, so the batch grows with the load. ``write`` returns one result per
+    item, in order; an exception instance among them is raised to that item's
+    waiter alone, an exception from ``write`` to every waiter of the batch.
+    The write runs in a thread that a cancellation does not abandon, so a
+    batch that started is finished and its results delivered; a waiter
+    cancelled before its batch started takes its item back.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[ItemT]], Awaitable[list[ResultT | Exception]]],
+        *,
+        linger: float = 0.0,
+    ) -> None:
+        self._write = write
+        #: A leader with fewer than LINGER_BELOW items waits this long for more
+        #: (for writes nobody waits on with a deadline: fewer transactions at
+        #: low load; under load the queue fills during the previous write).
+        self._linger = linger
+        self._queue: list[_Slot[ItemT, ResultT]] = []
+        self._lock = trio.StrictFIFOLock()
+
+    async def submit(self, item: ItemT) -> ResultT:
+        slot: _Slot[ItemT, ResultT] = _Slot(item)
+        self._queue.append(slot)
+        try:
+            async with self._lock:
+                if not slot.done:
+                    if self._linger and len(self._queue) < LINGER_BELOW:
+                        await trio.sleep(self._linger)
+                    await self._write_queue()
+        except BaseException:
+            if slot in self._queue:
+                self._queue.remove(slot)
+            raise
+        if isinstance(slot.result, Exception):
+            raise slot.result
+        return slot.result  # type: ignore[return-value]
+
+    async def _write_queue(self) -> None:
+        batch, self._queue = self._queue, []
+        try:
+            results = await self._write([s.item for s in batch])
+        except Exception as exc:
+            results = [exc] * len(batch)
+        except BaseException:
+            # Cancelled before the write started: the others are still waiting.
+            self._queue[:0] = batch
+            raise
+        for waiting, result in zip(batch, results, strict=True):
+            waiting.result = result
+            waiting.done = True
 
 
 @attrs.define(eq=False)
@@ -118,6 +243,18 @@ class Daemon:
     stopping: bool = False
     intake_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     metrics_port: int | None = None
+    #: Group commits: decisions (with their password, reply and charge) and the
+    #: SMSC's acceptances of replies, each many per transaction under load.
+    quick_decisions: _GroupCommit[
+        tuple[InboundMessage, ChargingMode], tuple[Decision, int | None] | _NeedsHash
+    ] = attrs.field(init=False)
+    accepted_commits: _GroupCommit[tuple[int, str, frozenset[str]], None] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.quick_decisions = _GroupCommit(partial(self.db, self.decide_quickly))
+        self.accepted_commits = _GroupCommit(
+            partial(self.db, self.mark_accepted), linger=SETTLE_LINGER_S
+        )
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -129,12 +266,17 @@ class Daemon:
 
     # --- intake --------------------------------------------------------------------
 
-    async def intake(self, name: str, send_mo: trio.MemorySendChannel[_PendingMo]) -> None:
-        """Read one link's inbound MOs and receipts. MOs go to the committer
-        (group commit); receipts are recorded here, then acknowledged."""
+    async def intake(
+        self,
+        name: str,
+        send_mo: trio.MemorySendChannel[_PendingMo],
+        send_receipt: trio.MemorySendChannel[tuple[str, InboundReceipt]],
+    ) -> None:
+        """Read one link's inbound MOs and receipts and hand them to the
+        committer and the receipt recorder (each commits a batch, then acks)."""
         structlog.contextvars.bind_contextvars(carrier=name)
         link = self.links[name]
-        async with send_mo:
+        async with send_mo, send_receipt:
             async for item in link.inbound():
                 if isinstance(item, InboundMo):
                     msisdn = canonical_msisdn(item.source_addr, item.source_addr_ton)
@@ -148,37 +290,56 @@ class Daemon:
                         text=item.text,
                         received_at=datetime.now(UTC),
                     )
-                    log.info("mo_received", msisdn=mask_msisdn(item.source_addr))
                     await send_mo.send(_PendingMo(item=item, new=new))
                 elif isinstance(item, InboundReceipt):
-                    await self.record_receipt(name, item)
+                    await send_receipt.send((name, item))
 
-    async def record_receipt(self, name: str, item: InboundReceipt) -> None:
-        receipt = item.receipt
-        new = NewReceipt(
-            carrier=name,
-            message_id=receipt.message_id,
-            id_keys=item.id_keys,
-            stat=receipt.stat,
-            err=receipt.err,
-            final=receipt.final,
-            received_at=datetime.now(UTC),
-        )
-        try:
-            outbound_id = await self.db(self.store.record_receipt, new)
-        except StoreError as exc:
-            log.warning("receipt_store_failed", error=str(exc), message_id=receipt.message_id)
-            await item.ack(CommandStatus.ESME_RX_T_APPN)
-            return
-        await item.ack(0)
-        self.metrics.receipts.labels(carrier=name, stat=receipt.stat).inc()
-        log.info(
-            "receipt_received",
-            message_id=receipt.message_id,
-            stat=receipt.stat,
-            err=receipt.err,
-            outbound_id=outbound_id,
-        )
+    async def receipt_recorder(
+        self, receive_receipt: trio.MemoryReceiveChannel[tuple[str, InboundReceipt]]
+    ) -> None:
+        """Group commit of receipts: one transaction for every receipt waiting,
+        then their acks (a 0 only for a committed receipt)."""
+        async with receive_receipt:
+            async for first in receive_receipt:
+                if receive_receipt.statistics().current_buffer_used < LINGER_BELOW:
+                    await trio.sleep(SETTLE_LINGER_S)
+                batch = [first]
+                while len(batch) < self.config.intake_batch:
+                    try:
+                        batch.append(receive_receipt.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                now = datetime.now(UTC)
+                news = [
+                    NewReceipt(
+                        carrier=name,
+                        message_id=item.receipt.message_id,
+                        id_keys=item.id_keys,
+                        stat=item.receipt.stat,
+                        err=item.receipt.err,
+                        final=item.receipt.final,
+                        received_at=now,
+                    )
+                    for name, item in batch
+                ]
+                try:
+                    matched = await self.db(self.store.record_receipts, news)
+                except StoreError as exc:
+                    log.warning("receipt_store_failed", error=str(exc), count=len(batch))
+                    await _ack_all([item for _name, item in batch], CommandStatus.ESME_RX_T_APPN)
+                    continue
+                await _ack_all([item for _name, item in batch], 0)
+                for (name, item), outbound_id in zip(batch, matched, strict=True):
+                    receipt = item.receipt
+                    self.metrics.receipts.labels(carrier=name, stat=receipt.stat).inc()
+                    log.info(
+                        "receipt_received",
+                        carrier=name,
+                        message_id=receipt.message_id,
+                        stat=receipt.stat,
+                        err=receipt.err,
+                        outbound_id=outbound_id,
+                    )
 
     async def committer(
         self,
@@ -203,14 +364,14 @@ class Daemon:
                 except StoreError as exc:
                     # Invariant 1: nothing unstored is acknowledged with 0.
                     log.error("mo_store_failed", error=str(exc), count=len(batch))
+                    await _ack_all([p.item for p in batch], CommandStatus.ESME_RX_T_APPN)
                     for pending in batch:
-                        await pending.item.ack(CommandStatus.ESME_RX_T_APPN)
                         self.metrics.mo.labels(
                             carrier=pending.new.carrier, outcome="tempfail"
                         ).inc()
                     continue
-                for pending, row in zip(batch, stored, strict=True):
-                    await pending.item.ack(0)
+                await _ack_all([p.item for p in batch], 0)
+                for row in stored:
                     if row.state is InboundState.DUPLICATE:
                         self.metrics.mo.labels(carrier=row.carrier, outcome="duplicate").inc()
                         log.info(
@@ -220,12 +381,6 @@ class Daemon:
                             msisdn=mask_msisdn(row.source_addr),
                         )
                         continue
-                    log.info(
-                        "mo_stored",
-                        mo_id=row.id,
-                        carrier=row.carrier,
-                        msisdn=mask_msisdn(row.source_addr),
-                    )
                     self.in_progress.add(row.id)
                     await send_decide.send(row)
 
@@ -247,25 +402,29 @@ class Daemon:
                         self.sender_locks.pop(mo.msisdn, None)
 
     async def decide(self, mo: InboundMessage) -> None:
+        """Decide and commit one MO; the sender's lock is held until it is committed.
+
+        First pass, batched with the other workers' MOs (one thread hop and one
+        transaction for the batch): decide with a hasher that only catches the
+        new password, and commit the decisions that set none. A reset (the owner
+        of the code, within the limits) comes back with its password, which is
+        hashed in a thread of ``hash_limiter``; that thread then commits it."""
         smsc = self.config.smsc(mo.carrier) if mo.carrier in self.links else None
         charging = smsc.charging if smsc is not None else self.config.smscs[0].charging
         try:
-            decision = await trio.to_thread.run_sync(
-                partial(
-                    self.pipeline.process,
-                    mo,
-                    self.store,
-                    charging=charging,
-                    charge_vnd=self.config.charge_vnd,
-                ),
-                limiter=self.hash_limiter,
-            )
-        except AlreadyDecided:
-            return
+            quick = await self.quick_decisions.submit((mo, charging))
+            if isinstance(quick, _NeedsHash):
+                decision, outbound_id = await trio.to_thread.run_sync(
+                    self.hash_and_commit, quick, limiter=self.hash_limiter
+                )
+            else:
+                decision, outbound_id = quick
         except StoreError as exc:
             # The MO stays RECEIVED; recovery retries it.
             log.warning("reset_step_failed", mo_id=mo.id, error=str(exc))
             return
+        if outbound_id is None:
+            return  # decided elsewhere (another daemon, an earlier run)
         outcome = decision.outcome.value
         self.metrics.mo.labels(carrier=mo.carrier, outcome=outcome).inc()
         if decision.charging.value == "mo":
@@ -276,9 +435,71 @@ class Daemon:
             carrier=mo.carrier,
             msisdn=mask_msisdn(mo.source_addr),
             outcome=outcome,
+            outbound_id=outbound_id,
         )
-        log.info("mt_queued", mo_id=mo.id, carrier=mo.carrier)
         self.wake_outbox(mo.carrier)
+
+    def decide_quickly(
+        self, batch: Sequence[tuple[InboundMessage, ChargingMode]]
+    ) -> list[tuple[Decision, int | None] | _NeedsHash | Exception]:
+        """Blocking: the first pass of ``decide`` for a batch (see there)."""
+        catcher = _PasswordCatcher()
+        pipeline = attrs.evolve(self.pipeline, hasher=catcher)
+        results: list[tuple[Decision, int | None] | _NeedsHash | Exception] = []
+        decided: list[tuple[int, Decision]] = []
+        for mo, charging in batch:
+            catcher.password = None
+            try:
+                decision = pipeline.decide(
+                    mo, self.store, charging=charging, charge_vnd=self.config.charge_vnd
+                )
+            except StoreError as exc:
+                results.append(exc)
+                continue
+            if catcher.password is not None:
+                # A reset: the pipeline hashed (we only caught the password).
+                results.append(_NeedsHash(decision=decision, password=catcher.password))
+                continue
+            decided.append((len(results), decision))
+            results.append(StoreError("not committed"))  # replaced below
+        if decided:
+            committed = self.commit_decisions([decision for _i, decision in decided])
+            for (i, decision), outcome in zip(decided, committed, strict=True):
+                results[i] = outcome if isinstance(outcome, Exception) else (decision, outcome)
+        return results
+
+    def hash_and_commit(self, pending: _NeedsHash) -> tuple[Decision, int | None]:
+        """Blocking: the second pass of a reset: the hash, then its commit (one
+        transaction of its own, in the same thread: resets come one hash at a
+        time, so they would not share a group commit anyway)."""
+        password_hash = self.pipeline.hasher.hash(pending.password)
+        decision = attrs.evolve(pending.decision, password_hash=password_hash)
+        (outcome,) = self.commit_decisions([decision])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return decision, outcome
+
+    def commit_decisions(self, decisions: Sequence[Decision]) -> list[int | Exception | None]:
+        """Blocking: one transaction for the batch; if it fails for another
+        reason than the database (a decision it cannot apply), each decision
+        alone, so that one bad decision does not hold back the others."""
+        for decision in decisions:
+            if decision.password_hash == _HASH_PENDING:
+                raise RuntimeError("a decision reached its commit without its password hash")
+        try:
+            return list(self.store.commit_decisions(decisions))
+        except StoreUnavailable:
+            raise
+        except StoreError:
+            if len(decisions) == 1:
+                raise
+        results: list[int | Exception | None] = []
+        for decision in decisions:
+            try:
+                results.extend(self.store.commit_decisions([decision]))
+            except StoreError as exc:
+                results.append(exc)
+        return results
 
     async def recovery(self, send_decide: trio.MemorySendChannel[InboundMessage]) -> None:
         """Feed MOs left RECEIVED (a crash after the ack, a store error while
@@ -363,15 +584,11 @@ class Daemon:
             try:
                 match result:
                     case Accepted(message_id=message_id, id_keys=id_keys):
-                        await self.db(
-                            self.store.mark_accepted,
-                            row.id,
-                            message_id=message_id,
-                            id_keys=id_keys,
-                            now=now,
-                        )
+                        await self.accepted_commits.submit((row.id, message_id, id_keys))
                         self.metrics.mt.labels(carrier=name, state="accepted").inc()
-                        log.info(
+                        # One line per message outcome at info (G4): the MO's is
+                        # reset_decided, the reply's is receipt_received.
+                        log.debug(
                             "mt_accepted",
                             outbound_id=row.id,
                             mo_id=row.inbound_id,
@@ -407,6 +624,13 @@ class Daemon:
             except StoreError as exc:
                 # The lease expires and the row is claimed again.
                 log.error("mt_settle_failed", outbound_id=row.id, error=str(exc))
+
+    def mark_accepted(
+        self, accepted: Sequence[tuple[int, str, frozenset[str]]]
+    ) -> list[Exception | None]:
+        """Blocking: the SMSC's acceptances in one transaction."""
+        self.store.mark_accepted_many(accepted, now=datetime.now(UTC))
+        return [None] * len(accepted)
 
     # --- operations ------------------------------------------------------------------
 
@@ -500,11 +724,22 @@ class Daemon:
             for link in self.links.values():
                 await root.start(link.run)
             send_mo, receive_mo = trio.open_memory_channel[_PendingMo](self.config.intake_batch)
+            send_receipt, receive_receipt = trio.open_memory_channel[tuple[str, InboundReceipt]](
+                self.config.intake_batch
+            )
             send_decide, receive_decide = trio.open_memory_channel[InboundMessage](0)
-            async with send_mo, receive_mo, send_decide, receive_decide:
-                root.start_soon(self._run_intake, send_mo.clone())
+            async with (
+                send_mo,
+                receive_mo,
+                send_receipt,
+                receive_receipt,
+                send_decide,
+                receive_decide,
+            ):
+                root.start_soon(self._run_intake, send_mo.clone(), send_receipt.clone())
+                root.start_soon(self.receipt_recorder, receive_receipt.clone())
                 root.start_soon(self.committer, receive_mo.clone(), send_decide.clone())
-                for _ in range(self.config.workers or _cpu_count() * 2):
+                for _ in range(self.config.workers or _cpu_count() * WORKERS_PER_CORE):
                     root.start_soon(self.worker, receive_decide.clone())
                 root.start_soon(self.recovery, send_decide.clone())
             for name in self.links:
@@ -527,11 +762,25 @@ class Daemon:
             await self.shutdown()
             root.cancel_scope.cancel()
 
-    async def _run_intake(self, send_mo: trio.MemorySendChannel[_PendingMo]) -> None:
+    async def _run_intake(
+        self,
+        send_mo: trio.MemorySendChannel[_PendingMo],
+        send_receipt: trio.MemorySendChannel[tuple[str, InboundReceipt]],
+    ) -> None:
         with self.intake_scope:
-            async with send_mo, trio.open_nursery() as nursery:
+            async with send_mo, send_receipt, trio.open_nursery() as nursery:
                 for name in self.links:
-                    nursery.start_soon(self.intake, name, send_mo.clone())
+                    nursery.start_soon(self.intake, name, send_mo.clone(), send_receipt.clone())
+
+
+async def _ack_all(items: Sequence[InboundMo | InboundReceipt], status: int) -> None:
+    """Answer inbound items together: their responses share the link's writes."""
+    if len(items) == 1:
+        await items[0].ack(status)
+        return
+    async with trio.open_nursery() as nursery:
+        for item in items:
+            nursery.start_soon(item.ack, status)
 
 
 def _cpu_count() -> int:
@@ -568,7 +817,25 @@ def run(config: Config) -> int:
         log.error("database_unavailable", error=str(exc))
         return 1
     try:
-        trio.run(daemon.serve)
+        profile_path = os.environ.get(PROFILE_ENV)
+        if profile_path:
+            _run_profiled(daemon, profile_path)
+        else:
+            trio.run(daemon.serve)
     finally:
         daemon.store.close()
     return 0
+
+
+def _run_profiled(daemon: Daemon, path: str) -> None:
+    """``SMSCD_PROFILE=FILE``: cProfile the event loop thread (worker threads are
+    not profiled) and dump the stats to FILE on exit (``python -m pstats FILE``)."""
+    import cProfile  # a development aid: imported only when asked for
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        trio.run(daemon.serve)
+    finally:
+        profiler.disable()
+        profiler.dump_stats(path)

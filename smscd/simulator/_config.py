@@ -37,3 +37,6 @@ class SimulatorConfig:
     receipt_tlvs: bool = True
     #: When set, a line-JSON control listener on 127.0.0.1:control_port.
     control_port: int | None = None
+    #: deliver_sm (MOs and receipts) one session keeps unanswered at most; real
+    #: SMSCs use about 10, benchmarks raise it to keep a wide ESME window full.
+    deliver_window: int = attrs.field(default=10, validator=attrs.validators.ge(1))

@@ -85,7 +85,8 @@ __all__ = [
 
 #: The system_id the SMSC names itself with in bind responses.
 SMSC_SYSTEM_ID: Final = "smscsim"
-#: How many deliver_sm the SMSC keeps unanswered on one bind.
+#: How many deliver_sm the SMSC keeps unanswered on one bind (the default of
+#: ``SimulatorConfig.deliver_window``).
 DELIVER_WINDOW: Final = 10
 #: How long SMSC-initiated requests (unbind, enquire_link, unknown command) wait.
 REQUEST_TIMEOUT: Final = 5.0
@@ -180,12 +181,14 @@ class _Pending:
 
 
 class _Session:
-    def __init__(self, session_id: int, stream: trio.SocketStream) -> None:
+    def __init__(
+        self, session_id: int, stream: trio.SocketStream, *, deliver_window: int = DELIVER_WINDOW
+    ) -> None:
         self.id = session_id
         self.stream = stream
         self.conn = Connection(Role.SMSC)
         self.write_lock = trio.StrictFIFOLock()
-        self.deliver_window = trio.Semaphore(DELIVER_WINDOW)
+        self.deliver_window = trio.Semaphore(deliver_window)
         self.mode: BindMode | None = None
         self.system_id = ""
         self.pending: dict[int, _Pending] = {}
@@ -572,7 +575,7 @@ class Simulator:
         self._notify_bound()
 
     async def _serve(self, stream: trio.SocketStream) -> None:
-        session = _Session(self._next_session_id, stream)
+        session = _Session(self._next_session_id, stream, deliver_window=self.config.deliver_window)
         self._next_session_id += 1
         self._sessions[session.id] = session
         self._emit("connection_opened", session=session.id, peer=_peer(stream))

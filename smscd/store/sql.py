@@ -10,6 +10,14 @@ here). Writing methods begin with ``BEGIN IMMEDIATE`` on SQLite (see
 ``StoreUnavailable`` (with the statement's parameters hidden: they may carry a
 password).
 
+The daemon writes in batches (its group commits): ``store_inbound``,
+``commit_decisions``, ``mark_accepted_many`` and ``record_receipts`` take many
+rows and spend one transaction and a handful of statements on all of them
+(statements built once at import, ``executemany`` for independent rows); the
+one-row methods are batches of one. On SQLite the writing threads of one
+process queue on a lock of the store before ``BEGIN IMMEDIATE``, not in
+SQLite's busy handler, which sleeps between retries.
+
 The invariants of DESIGN.md that live here:
 
 * (1) ``store_inbound`` commits the batch before returning; the daemon acks after.
@@ -30,13 +38,15 @@ and applies it, so the order of the two does not matter.
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
+import threading
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from sqlalchemy import (
     Date,
+    Integer,
     bindparam,
     case,
     cast,
@@ -283,13 +293,209 @@ _RESET_COUNTS = select(
 )
 
 
+# The write path of the daemon (one transaction per batch, several rows each):
+# statements built once, executed with bound parameters (and ``executemany``
+# where the rows are independent).
+_AT = UtcDateTime()
+
+_RECENT_SAME_TEXT = select(
+    InboundRow.id,
+    InboundRow.duplicate_of,
+    InboundRow.carrier,
+    InboundRow.msisdn,
+    InboundRow.text,
+    InboundRow.received_at,
+).where(
+    InboundRow.carrier.in_(bindparam("carriers", expanding=True)),
+    InboundRow.msisdn.in_(bindparam("msisdns", expanding=True)),
+    InboundRow.received_at >= bindparam("lo", type_=_AT),
+    InboundRow.received_at <= bindparam("hi", type_=_AT),
+)
+_INSERT_INBOUND = insert(InboundRow).returning(InboundRow.id, sort_by_parameter_order=True)
+_POINT_TO_ORIGINAL = (
+    update(InboundRow)
+    .where(InboundRow.id == bindparam("mo_id"))
+    .values(duplicate_of=bindparam("p_original"))
+)
+
+_DECIDE = (
+    update(InboundRow)
+    .where(
+        InboundRow.id == bindparam("mo_id"),
+        InboundRow.state == InboundState.RECEIVED.value,
+    )
+    .values(
+        state=InboundState.DECIDED.value,
+        outcome=bindparam("p_outcome"),
+        bhxh_code=bindparam("p_code"),
+        decided_at=bindparam("p_at", type_=_AT),
+    )
+    .returning(
+        InboundRow.carrier,
+        InboundRow.source_addr,
+        InboundRow.source_addr_ton,
+        InboundRow.source_addr_npi,
+    )
+)
+_INBOUND_STATE = select(InboundRow.state).where(InboundRow.id == bindparam("mo_id"))
+_UNDECIDED = select(
+    InboundRow.id,
+    InboundRow.carrier,
+    InboundRow.source_addr,
+    InboundRow.source_addr_ton,
+    InboundRow.source_addr_npi,
+).where(
+    InboundRow.id.in_(bindparam("ids", expanding=True)),
+    InboundRow.state == InboundState.RECEIVED.value,
+)
+_DECIDE_MANY = (
+    update(InboundRow)
+    .where(
+        InboundRow.id == bindparam("mo_id"),
+        InboundRow.state == InboundState.RECEIVED.value,
+    )
+    .values(
+        state=InboundState.DECIDED.value,
+        outcome=bindparam("p_outcome"),
+        bhxh_code=bindparam("p_code"),
+        decided_at=bindparam("p_at", type_=_AT),
+    )
+)
+_p_changed_at = bindparam("p_at", type_=_AT)
+_SET_PASSWORD = (
+    update(AccountRow)
+    .where(AccountRow.bhxh_code == bindparam("p_code"))
+    .values(
+        password_hash=bindparam("p_hash"),
+        must_change=True,
+        password_changed_at=_p_changed_at,
+        updated_at=_p_changed_at,
+    )
+)
+_QUEUE_REPLY = insert(OutboundRow).returning(
+    OutboundRow.inbound_id, OutboundRow.id, sort_by_parameter_order=True
+)
+_RECORD_CHARGE = insert(ChargeRow)
+
+_CLAIM_NOW = bindparam("now", type_=_AT)
+_LEASE_FREE = or_(OutboundRow.lease_until.is_(None), OutboundRow.lease_until <= _CLAIM_NOW)
+_DUE = (
+    select(OutboundRow.id)
+    .where(
+        OutboundRow.carrier == bindparam("carrier"),
+        OutboundRow.state == OutboundState.QUEUED.value,
+        OutboundRow.next_attempt_at <= _CLAIM_NOW,
+        _LEASE_FREE,
+    )
+    .order_by(OutboundRow.id)
+    .limit(bindparam("limit", type_=Integer()))
+)
+_DUE_SKIP_LOCKED = _DUE.with_for_update(skip_locked=True)
+_LEASE = (
+    update(OutboundRow)
+    .where(OutboundRow.id.in_(bindparam("ids", expanding=True)), _LEASE_FREE)
+    .values(lease_until=bindparam("p_until", type_=_AT))
+    .returning(*_OUTBOUND_COLUMNS)
+)
+
+_FOR_ACCEPT = select(
+    OutboundRow.id, OutboundRow.carrier, OutboundRow.state, OutboundRow.body
+).where(OutboundRow.id.in_(bindparam("ids", expanding=True)))
+_ACCEPT = (
+    update(OutboundRow)
+    .where(
+        OutboundRow.id == bindparam("oid"),
+        OutboundRow.state == OutboundState.QUEUED.value,
+    )
+    .values(
+        state=OutboundState.ACCEPTED.value,
+        attempts=OutboundRow.attempts + 1,
+        body=bindparam("p_body"),
+        smsc_message_id=bindparam("p_message_id"),
+        accepted_at=bindparam("p_at", type_=_AT),
+        lease_until=None,
+    )
+)
+_EARLY_RECEIPTS = (
+    select(
+        ReceiptKeyRow.carrier,
+        ReceiptKeyRow.key,
+        ReceiptRow.id,
+        ReceiptRow.stat,
+        ReceiptRow.final,
+        ReceiptRow.received_at,
+    )
+    .join(ReceiptRow, ReceiptRow.id == ReceiptKeyRow.receipt_id)
+    .where(
+        ReceiptRow.outbound_id.is_(None),
+        ReceiptKeyRow.carrier.in_(bindparam("carriers", expanding=True)),
+        ReceiptKeyRow.key.in_(bindparam("keys", expanding=True)),
+    )
+    .order_by(ReceiptRow.id)
+)
+_MATCH_RECEIPT = (
+    update(ReceiptRow).where(ReceiptRow.id == bindparam("rid")).values(outbound_id=bindparam("oid"))
+)
+
+_OWNERS_OF_KEYS = select(OutboundIdRow.carrier, OutboundIdRow.key, OutboundIdRow.outbound_id).where(
+    OutboundIdRow.carrier.in_(bindparam("carriers", expanding=True)),
+    OutboundIdRow.key.in_(bindparam("keys", expanding=True)),
+)
+_INSERT_RECEIPT = insert(ReceiptRow).returning(ReceiptRow.id, sort_by_parameter_order=True)
+_INSERT_RECEIPT_KEY = insert(ReceiptKeyRow)
+_FINISH_OUTBOUND = (
+    update(OutboundRow)
+    .where(
+        OutboundRow.id == bindparam("oid"),
+        OutboundRow.state == OutboundState.ACCEPTED.value,
+    )
+    .values(state=bindparam("p_state"), final_at=bindparam("p_at", type_=_AT))
+    .returning(OutboundRow.inbound_id)
+)
+_SETTLE_CHARGE = (
+    update(ChargeRow)
+    .where(
+        ChargeRow.inbound_id == bindparam("iid"),
+        ChargeRow.mode == ChargingMode.MT.value,
+        ChargeRow.state == "pending",
+    )
+    .values(state=bindparam("p_state"), finalized_at=bindparam("p_at", type_=_AT))
+)
+# The batch form of the two above (record_receipts): a final receipt of an
+# ACCEPTED reply, and the MT charge of the MO behind it. The charge statement
+# needs no "the reply was ACCEPTED" condition: a reply that has id keys (and so
+# can match a receipt) was ACCEPTED, and one that is no longer ACCEPTED has a
+# charge that is no longer pending.
+_FINISH_ACCEPTED = (
+    update(OutboundRow)
+    .where(
+        OutboundRow.id == bindparam("oid"),
+        OutboundRow.state == OutboundState.ACCEPTED.value,
+    )
+    .values(state=bindparam("p_state"), final_at=bindparam("p_at", type_=_AT))
+)
+_SETTLE_CHARGE_OF_REPLY = (
+    update(ChargeRow)
+    .where(
+        ChargeRow.inbound_id
+        == select(OutboundRow.inbound_id)
+        .where(OutboundRow.id == bindparam("oid"))
+        .scalar_subquery(),
+        ChargeRow.mode == ChargingMode.MT.value,
+        ChargeRow.state == "pending",
+    )
+    .values(state=bindparam("p_charge"), finalized_at=bindparam("p_at", type_=_AT))
+)
+
+
 def _unavailable(exc: SQLAlchemyError) -> StoreUnavailable:
     detail = exc.orig if isinstance(exc, DBAPIError) else exc
     return StoreUnavailable(f"database error: {type(detail).__name__}: {detail}")
 
 
 class SqlStore:
-    """``ResetStore``, ``IntakeStore`` and ``OutboxStore`` over one SQLAlchemy engine.
+    """``ResetStore``, ``DecisionStore``, ``IntakeStore`` and ``OutboxStore`` over
+    one SQLAlchemy engine.
 
     Thread-safe in the way the daemon uses it: each call checks a connection
     out of the pool for its own transaction. Build it with :func:`open_store`.
@@ -299,6 +505,18 @@ class SqlStore:
         self._engine = engine
         self._url = url
         self._postgres = engine.dialect.name == "postgresql"
+        # SQLite has one writer at a time; threads of this process queue here
+        # instead of in SQLite's busy handler, which sleeps (1, 2, 5, 10 ... ms)
+        # between retries and so turns contention into idle time.
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
+        ins = self._upsert(OutboundIdRow.__table__)
+        #: An accepted reply's id keys (the last reply to get a key owns it).
+        self._own_keys = ins.on_conflict_do_update(
+            index_elements=["carrier", "key"],
+            set_={"outbound_id": ins.excluded.outbound_id},
+        )
 
     @property
     def engine(self) -> Engine:
@@ -330,7 +548,7 @@ class SqlStore:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         try:
-            with self._engine.connect() as conn:
+            with self._write_lock, self._engine.connect() as conn:
                 conn.execution_options(smscd_write=True)
                 with conn.begin():
                     yield conn
@@ -395,143 +613,229 @@ class SqlStore:
         )
 
     def commit_decision(self, decision: Decision) -> int:
-        reset = decision.outcome is Outcome.RESET_OK
-        if reset and (decision.password_hash is None or decision.bhxh_code is None):
-            raise ValueError("a RESET_OK decision needs a code and a password hash")
-        if not reset and decision.password_hash is not None:
-            raise ValueError("only a RESET_OK decision carries a password hash")
-        at = decision.decided_at
+        (outbound_id,) = self.commit_decisions([decision])
+        if outbound_id is None:
+            with self._read() as conn:
+                exists = conn.execute(_INBOUND_STATE, {"mo_id": decision.inbound_id}).first()
+            if exists is None:
+                raise StoreError(f"no inbound message {decision.inbound_id}")
+            raise AlreadyDecided(
+                f"inbound message {decision.inbound_id} is {exists.state}, not received"
+            )
+        return outbound_id
+
+    def commit_decisions(self, decisions: Sequence[Decision]) -> list[int | None]:
+        """``commit_decision`` for several MOs in ONE transaction (the daemon's
+        group commit). Returns each decision's outbound id, or None for an MO
+        that is not RECEIVED (already decided, or unknown): nothing was written
+        for that one. Any other failure (a RESET_OK for a code with no account,
+        a database error) rolls back the whole batch and raises."""
+        for decision in decisions:
+            reset = decision.outcome is Outcome.RESET_OK
+            if reset and (decision.password_hash is None or decision.bhxh_code is None):
+                raise ValueError("a RESET_OK decision needs a code and a password hash")
+            if not reset and decision.password_hash is not None:
+                raise ValueError("only a RESET_OK decision carries a password hash")
+        results: dict[int, int | None] = {}
+        if not decisions:
+            return []
         with self._write() as conn:
-            mo = conn.execute(
-                update(InboundRow)
-                .where(
-                    InboundRow.id == decision.inbound_id,
-                    InboundRow.state == InboundState.RECEIVED.value,
-                )
-                .values(
-                    state=InboundState.DECIDED.value,
-                    outcome=decision.outcome.value,
-                    bhxh_code=decision.bhxh_code,
-                    decided_at=at,
-                )
-                .returning(
-                    InboundRow.carrier,
-                    InboundRow.source_addr,
-                    InboundRow.source_addr_ton,
-                    InboundRow.source_addr_npi,
-                )
-            ).first()
-            if mo is None:
-                exists = conn.execute(
-                    select(InboundRow.state).where(InboundRow.id == decision.inbound_id)
-                ).first()
-                if exists is None:
-                    raise StoreError(f"no inbound message {decision.inbound_id}")
-                raise AlreadyDecided(
-                    f"inbound message {decision.inbound_id} is {exists.state}, not received"
-                )
-            if reset:
+            flipped = (
+                self._flip_one(conn, decisions[0])
+                if len(decisions) == 1
+                else self._flip_many(conn, decisions)
+            )
+            for decision, _mo in flipped:
+                if decision.outcome is not Outcome.RESET_OK:
+                    continue
                 changed = conn.execute(
-                    update(AccountRow)
-                    .where(AccountRow.bhxh_code == decision.bhxh_code)
-                    .values(
-                        password_hash=decision.password_hash,
-                        must_change=True,
-                        password_changed_at=at,
-                        updated_at=at,
-                    )
+                    _SET_PASSWORD,
+                    {
+                        "p_code": decision.bhxh_code,
+                        "p_hash": decision.password_hash,
+                        "p_at": decision.decided_at,
+                    },
                 ).rowcount
                 if changed != 1:
                     raise StoreError(f"no account {decision.bhxh_code} to reset")
-            outbound_id: int = conn.execute(
-                insert(OutboundRow)
-                .values(
-                    inbound_id=decision.inbound_id,
-                    carrier=mo.carrier,
-                    destination_addr=mo.source_addr,
-                    dest_addr_ton=mo.source_addr_ton,
-                    dest_addr_npi=mo.source_addr_npi,
-                    body=decision.reply_text,
-                    state=OutboundState.QUEUED.value,
-                    attempts=0,
-                    next_attempt_at=at,
-                    created_at=at,
+            if flipped:
+                queued = conn.execute(
+                    _QUEUE_REPLY,
+                    [
+                        {
+                            "inbound_id": decision.inbound_id,
+                            "carrier": mo.carrier,
+                            "destination_addr": mo.source_addr,
+                            "dest_addr_ton": mo.source_addr_ton,
+                            "dest_addr_npi": mo.source_addr_npi,
+                            "body": decision.reply_text,
+                            "state": OutboundState.QUEUED.value,
+                            "attempts": 0,
+                            "next_attempt_at": decision.decided_at,
+                            "created_at": decision.decided_at,
+                        }
+                        for decision, mo in flipped
+                    ],
+                ).all()
+                results.update((row.inbound_id, row.id) for row in queued)
+                conn.execute(
+                    _RECORD_CHARGE,
+                    [
+                        {
+                            "inbound_id": decision.inbound_id,
+                            "carrier": mo.carrier,
+                            "amount_vnd": decision.charge_vnd,
+                            "mode": decision.charging.value,
+                            "state": "final" if decision.charging is ChargingMode.MO else "pending",
+                            "created_at": decision.decided_at,
+                            "finalized_at": (
+                                decision.decided_at
+                                if decision.charging is ChargingMode.MO
+                                else None
+                            ),
+                        }
+                        for decision, mo in flipped
+                    ],
                 )
-                .returning(OutboundRow.id)
-            ).scalar_one()
-            final = decision.charging is ChargingMode.MO
-            conn.execute(
-                insert(ChargeRow).values(
-                    inbound_id=decision.inbound_id,
-                    carrier=mo.carrier,
-                    amount_vnd=decision.charge_vnd,
-                    mode=decision.charging.value,
-                    state="final" if final else "pending",
-                    created_at=at,
-                    finalized_at=at if final else None,
-                )
+        # The first decision of an MO wins; a second one in the same batch is None.
+        answers: list[int | None] = []
+        for decision in decisions:
+            answers.append(results.pop(decision.inbound_id, None))
+        return answers
+
+    @staticmethod
+    def _flip_one(conn: Connection, decision: Decision) -> list[tuple[Decision, Any]]:
+        """RECEIVED -> DECIDED for one MO: one conditional UPDATE ... RETURNING."""
+        mo = conn.execute(
+            _DECIDE,
+            {
+                "mo_id": decision.inbound_id,
+                "p_outcome": decision.outcome.value,
+                "p_code": decision.bhxh_code,
+                "p_at": decision.decided_at,
+            },
+        ).first()
+        return [] if mo is None else [(decision, mo)]
+
+    def _flip_many(
+        self, conn: Connection, decisions: Sequence[Decision]
+    ) -> list[tuple[Decision, Any]]:
+        """RECEIVED -> DECIDED for a batch: which MOs are still RECEIVED (one
+        SELECT; the transaction holds SQLite's write lock, and on PostgreSQL the
+        rows are locked FOR UPDATE, so no one else decides them meanwhile), then
+        one executemany UPDATE (still conditional). The first decision of an MO
+        in the batch wins."""
+        stmt = _UNDECIDED.with_for_update() if self._postgres else _UNDECIDED
+        rows = {
+            row.id: row
+            for row in conn.execute(stmt, {"ids": sorted({d.inbound_id for d in decisions})})
+        }
+        flipped: list[tuple[Decision, Any]] = []
+        for decision in decisions:
+            row = rows.pop(decision.inbound_id, None)
+            if row is not None:
+                flipped.append((decision, row))
+        if flipped:
+            result = conn.execute(
+                _DECIDE_MANY,
+                [
+                    {
+                        "mo_id": decision.inbound_id,
+                        "p_outcome": decision.outcome.value,
+                        "p_code": decision.bhxh_code,
+                        "p_at": decision.decided_at,
+                    }
+                    for decision, _row in flipped
+                ],
             )
-        return outbound_id
+            if result.rowcount not in (-1, len(flipped)):
+                raise StoreError("inbound messages changed state while being decided")
+        return flipped
 
     # -- IntakeStore ----------------------------------------------------------
 
     def store_inbound(
         self, batch: Sequence[NewInbound], *, duplicate_window_s: float
     ) -> list[InboundMessage]:
-        stored: list[InboundMessage] = []
         if not batch:
-            return stored
+            return []
         window = timedelta(seconds=duplicate_window_s)
+        # The original of each MO if it is a redelivery: (False, id) of a stored
+        # MO, or (True, index) of an MO earlier in this batch (its id is known
+        # only after the insert; its redeliveries point at it right after).
+        originals: list[tuple[bool, int] | None] = []
         with self._write() as conn:
-            for mo in batch:
-                original: int | None = None
-                if duplicate_window_s > 0:
-                    earlier = conn.execute(
-                        select(InboundRow.id, InboundRow.duplicate_of)
-                        .where(
-                            InboundRow.carrier == mo.carrier,
-                            InboundRow.msisdn == mo.msisdn,
-                            InboundRow.received_at >= mo.received_at - window,
-                            InboundRow.received_at <= mo.received_at,
-                            InboundRow.text == mo.text,
-                        )
-                        .order_by(InboundRow.id.desc())
-                        .limit(1)
-                    ).first()
-                    if earlier is not None:
-                        original = earlier.duplicate_of or earlier.id
-                state = InboundState.RECEIVED if original is None else InboundState.DUPLICATE
-                new_id: int = conn.execute(
-                    insert(InboundRow)
-                    .values(
-                        carrier=mo.carrier,
-                        source_addr=mo.source_addr,
-                        source_addr_ton=mo.source_addr_ton,
-                        source_addr_npi=mo.source_addr_npi,
-                        msisdn=mo.msisdn,
-                        destination_addr=mo.destination_addr,
-                        text=mo.text,
-                        received_at=mo.received_at,
-                        state=state.value,
-                        duplicate_of=original,
+            if duplicate_window_s > 0:
+                seen: dict[tuple[str, str, str], list[tuple[datetime, tuple[bool, int]]]] = {}
+                earlier = conn.execute(
+                    _RECENT_SAME_TEXT,
+                    {
+                        "carriers": sorted({mo.carrier for mo in batch}),
+                        "msisdns": sorted({mo.msisdn for mo in batch}),
+                        "lo": min(mo.received_at for mo in batch) - window,
+                        "hi": max(mo.received_at for mo in batch),
+                    },
+                ).all()
+                for row in sorted(earlier, key=lambda r: r.id):
+                    seen.setdefault((row.carrier, row.msisdn, row.text), []).append(
+                        (row.received_at, (False, row.duplicate_of or row.id))
                     )
-                    .returning(InboundRow.id)
-                ).scalar_one()
-                stored.append(
-                    InboundMessage(
-                        id=new_id,
-                        carrier=mo.carrier,
-                        source_addr=mo.source_addr,
-                        source_addr_ton=mo.source_addr_ton,
-                        source_addr_npi=mo.source_addr_npi,
-                        msisdn=mo.msisdn,
-                        destination_addr=mo.destination_addr,
-                        text=mo.text,
-                        received_at=mo.received_at,
-                        state=state,
-                    )
-                )
-        return stored
+                for index, mo in enumerate(batch):
+                    # The latest earlier MO of the same key within the window.
+                    original: tuple[bool, int] | None = None
+                    candidates = seen.setdefault((mo.carrier, mo.msisdn, mo.text), [])
+                    for at, ref in reversed(candidates):
+                        if mo.received_at - window <= at <= mo.received_at:
+                            original = ref
+                            break
+                    candidates.append((mo.received_at, original or (True, index)))
+                    originals.append(original)
+            else:
+                originals = [None] * len(batch)
+            ids: list[int] = list(
+                conn.execute(
+                    _INSERT_INBOUND,
+                    [
+                        {
+                            "carrier": mo.carrier,
+                            "source_addr": mo.source_addr,
+                            "source_addr_ton": mo.source_addr_ton,
+                            "source_addr_npi": mo.source_addr_npi,
+                            "msisdn": mo.msisdn,
+                            "destination_addr": mo.destination_addr,
+                            "text": mo.text,
+                            "received_at": mo.received_at,
+                            "state": (
+                                InboundState.RECEIVED if ref is None else InboundState.DUPLICATE
+                            ).value,
+                            "duplicate_of": ref[1] if ref is not None and not ref[0] else None,
+                        }
+                        for mo, ref in zip(batch, originals, strict=True)
+                    ],
+                ).scalars()
+            )
+            in_batch = [
+                {"mo_id": new_id, "p_original": ids[ref[1]]}
+                for new_id, ref in zip(ids, originals, strict=True)
+                if ref is not None and ref[0]
+            ]
+            if in_batch:
+                conn.execute(_POINT_TO_ORIGINAL, in_batch)
+        return [
+            InboundMessage(
+                id=new_id,
+                carrier=mo.carrier,
+                source_addr=mo.source_addr,
+                source_addr_ton=mo.source_addr_ton,
+                source_addr_npi=mo.source_addr_npi,
+                msisdn=mo.msisdn,
+                destination_addr=mo.destination_addr,
+                text=mo.text,
+                received_at=mo.received_at,
+                state=InboundState.RECEIVED if ref is None else InboundState.DUPLICATE,
+            )
+            for mo, ref, new_id in zip(batch, originals, ids, strict=True)
+        ]
 
     def claim_inbound(self, *, limit: int) -> list[InboundMessage]:
         stmt = (
@@ -550,86 +854,78 @@ class SqlStore:
     def claim_outbound(
         self, *, carrier: str, now: datetime, limit: int, lease_s: float
     ) -> list[OutboundMessage]:
-        free = or_(OutboundRow.lease_until.is_(None), OutboundRow.lease_until <= now)
-        due = (
-            select(OutboundRow.id)
-            .where(
-                OutboundRow.carrier == carrier,
-                OutboundRow.state == OutboundState.QUEUED.value,
-                OutboundRow.next_attempt_at <= now,
-                free,
-            )
-            .order_by(OutboundRow.id)
-            .limit(limit)
-        )
-        if self._postgres:
-            due = due.with_for_update(skip_locked=True)
+        due = _DUE_SKIP_LOCKED if self._postgres else _DUE
         with self._write() as conn:
-            ids = list(conn.execute(due).scalars())
+            ids = list(
+                conn.execute(due, {"carrier": carrier, "now": now, "limit": limit}).scalars()
+            )
             if not ids:
                 return []
             rows = conn.execute(
-                update(OutboundRow)
-                .where(OutboundRow.id.in_(ids), free)
-                .values(lease_until=now + timedelta(seconds=lease_s))
-                .returning(*_OUTBOUND_COLUMNS)
+                _LEASE, {"ids": ids, "now": now, "p_until": now + timedelta(seconds=lease_s)}
             ).all()
         return sorted((_outbound_from_row(row) for row in rows), key=lambda m: m.id)
 
     def mark_accepted(
         self, outbound_id: int, *, message_id: str, id_keys: frozenset[str], now: datetime
     ) -> None:
-        keys = sorted(id_keys or {message_id})
+        self.mark_accepted_many([(outbound_id, message_id, id_keys)], now=now)
+
+    def mark_accepted_many(
+        self, accepted: Sequence[tuple[int, str, frozenset[str]]], *, now: datetime
+    ) -> None:
+        """``mark_accepted`` for several ``(outbound_id, message_id, id_keys)`` in
+        ONE transaction; raises StoreError (and writes nothing) if an id is unknown."""
+        if not accepted:
+            return
         with self._write() as conn:
-            row = conn.execute(
-                select(OutboundRow.carrier, OutboundRow.state, OutboundRow.body).where(
-                    OutboundRow.id == outbound_id
-                )
-            ).first()
-            if row is None:
-                raise StoreError(f"no outbound message {outbound_id}")
-            if row.state == OutboundState.QUEUED.value:
-                conn.execute(
-                    update(OutboundRow)
-                    .where(OutboundRow.id == outbound_id)
-                    .values(
-                        state=OutboundState.ACCEPTED.value,
-                        attempts=OutboundRow.attempts + 1,
-                        body=mask_body(row.body),
-                        smsc_message_id=message_id,
-                        accepted_at=now,
-                        lease_until=None,
-                    )
-                )
-            ins = self._upsert(OutboundIdRow.__table__)
+            rows = {
+                row.id: row
+                for row in conn.execute(_FOR_ACCEPT, {"ids": sorted({a[0] for a in accepted})})
+            }
+            for outbound_id, _message_id, _keys in accepted:
+                if outbound_id not in rows:
+                    raise StoreError(f"no outbound message {outbound_id}")
+            flips: dict[int, dict[str, object]] = {}
+            owners: dict[tuple[str, str], int] = {}
+            for outbound_id, message_id, id_keys in accepted:
+                row = rows[outbound_id]
+                if row.state == OutboundState.QUEUED.value and outbound_id not in flips:
+                    flips[outbound_id] = {
+                        "oid": outbound_id,
+                        "p_body": mask_body(row.body),
+                        "p_message_id": message_id,
+                        "p_at": now,
+                    }
+                for key in sorted(id_keys or {message_id}):
+                    owners[(row.carrier, key)] = outbound_id  # the last one wins
+            if flips:
+                conn.execute(_ACCEPT, list(flips.values()))
             conn.execute(
-                ins.on_conflict_do_update(
-                    index_elements=["carrier", "key"],
-                    set_={"outbound_id": ins.excluded.outbound_id},
-                ),
-                [{"carrier": row.carrier, "key": k, "outbound_id": outbound_id} for k in keys],
+                self._own_keys,
+                [
+                    {"carrier": carrier, "key": key, "outbound_id": outbound_id}
+                    for (carrier, key), outbound_id in owners.items()
+                ],
             )
+            # Receipts that came before their submit_sm_resp was recorded.
             early = conn.execute(
-                select(ReceiptRow.id, ReceiptRow.stat, ReceiptRow.final, ReceiptRow.received_at)
-                .where(
-                    ReceiptRow.outbound_id.is_(None),
-                    ReceiptRow.id.in_(
-                        select(ReceiptKeyRow.receipt_id).where(
-                            ReceiptKeyRow.carrier == row.carrier, ReceiptKeyRow.key.in_(keys)
-                        )
-                    ),
-                )
-                .order_by(ReceiptRow.id)
+                _EARLY_RECEIPTS,
+                {
+                    "carriers": sorted({carrier for carrier, _key in owners}),
+                    "keys": sorted({key for _carrier, key in owners}),
+                },
             ).all()
+            applied: set[int] = set()
             for receipt in early:
-                conn.execute(
-                    update(ReceiptRow)
-                    .where(ReceiptRow.id == receipt.id)
-                    .values(outbound_id=outbound_id)
-                )
+                owner = owners.get((receipt.carrier, receipt.key))
+                if owner is None or receipt.id in applied:
+                    continue
+                applied.add(receipt.id)
+                conn.execute(_MATCH_RECEIPT, {"rid": receipt.id, "oid": owner})
                 self._apply_receipt(
                     conn,
-                    outbound_id,
+                    owner,
                     stat=receipt.stat,
                     final=bool(receipt.final),
                     at=receipt.received_at,
@@ -678,73 +974,108 @@ class SqlStore:
             self._settle_charge(conn, row.inbound_id, delivered=False, at=now)
 
     def record_receipt(self, receipt: NewReceipt) -> int | None:
-        keys = sorted(receipt.id_keys or {receipt.message_id})
-        with self._write() as conn:
-            matched: int | None = conn.execute(
-                select(func.max(OutboundIdRow.outbound_id)).where(
-                    OutboundIdRow.carrier == receipt.carrier, OutboundIdRow.key.in_(keys)
-                )
-            ).scalar_one()
-            receipt_id: int = conn.execute(
-                insert(ReceiptRow)
-                .values(
-                    carrier=receipt.carrier,
-                    message_id=receipt.message_id,
-                    stat=receipt.stat,
-                    err=receipt.err,
-                    final=receipt.final,
-                    received_at=receipt.received_at,
-                    outbound_id=matched,
-                )
-                .returning(ReceiptRow.id)
-            ).scalar_one()
-            if matched is None:
-                conn.execute(
-                    insert(ReceiptKeyRow),
-                    [
-                        {"receipt_id": receipt_id, "key": k, "carrier": receipt.carrier}
-                        for k in keys
-                    ],
-                )
-                return None
-            self._apply_receipt(
-                conn, matched, stat=receipt.stat, final=receipt.final, at=receipt.received_at
-            )
+        (matched,) = self.record_receipts([receipt])
         return matched
 
+    def record_receipts(self, receipts: Sequence[NewReceipt]) -> list[int | None]:
+        """``record_receipt`` for several receipts in ONE transaction, in order;
+        returns the matched outbound id of each (None: kept for mark_accepted)."""
+        if not receipts:
+            return []
+        keys = [sorted(r.id_keys or {r.message_id}) for r in receipts]
+        with self._write() as conn:
+            owners: dict[tuple[str, str], int] = {}
+            for row in conn.execute(
+                _OWNERS_OF_KEYS,
+                {
+                    "carriers": sorted({r.carrier for r in receipts}),
+                    "keys": sorted({k for ks in keys for k in ks}),
+                },
+            ):
+                owners[(row.carrier, row.key)] = row.outbound_id
+            matched: list[int | None] = [
+                max(
+                    (owners[(r.carrier, k)] for k in ks if (r.carrier, k) in owners),
+                    default=None,
+                )
+                for r, ks in zip(receipts, keys, strict=True)
+            ]
+            receipt_ids = (
+                conn.execute(
+                    _INSERT_RECEIPT,
+                    [
+                        {
+                            "carrier": r.carrier,
+                            "message_id": r.message_id,
+                            "stat": r.stat,
+                            "err": r.err,
+                            "final": r.final,
+                            "received_at": r.received_at,
+                            "outbound_id": m,
+                        }
+                        for r, m in zip(receipts, matched, strict=True)
+                    ],
+                )
+                .scalars()
+                .all()
+            )
+            unmatched_keys = [
+                {"receipt_id": receipt_id, "key": k, "carrier": r.carrier}
+                for r, ks, m, receipt_id in zip(receipts, keys, matched, receipt_ids, strict=True)
+                if m is None
+                for k in ks
+            ]
+            if unmatched_keys:
+                conn.execute(_INSERT_RECEIPT_KEY, unmatched_keys)
+            finals = [
+                (m, r.stat.upper() == "DELIVRD", r.received_at)
+                for r, m in zip(receipts, matched, strict=True)
+                if m is not None and r.final
+            ]
+            if finals:
+                conn.execute(
+                    _FINISH_ACCEPTED,
+                    [
+                        {
+                            "oid": m,
+                            "p_state": (
+                                OutboundState.DELIVERED if ok else OutboundState.UNDELIVERABLE
+                            ).value,
+                            "p_at": at,
+                        }
+                        for m, ok, at in finals
+                    ],
+                )
+                conn.execute(
+                    _SETTLE_CHARGE_OF_REPLY,
+                    [
+                        {"oid": m, "p_charge": "final" if ok else "void", "p_at": at}
+                        for m, ok, at in finals
+                    ],
+                )
+        return matched
+
+    @staticmethod
     def _apply_receipt(
-        self, conn: Connection, outbound_id: int, *, stat: str, final: bool, at: datetime
+        conn: Connection, outbound_id: int, *, stat: str, final: bool, at: datetime
     ) -> None:
         """A final receipt ends an ACCEPTED reply (and settles an MT charge)."""
         if not final:
             return
         delivered = stat.upper() == "DELIVRD"
+        state = OutboundState.DELIVERED if delivered else OutboundState.UNDELIVERABLE
         inbound_id = conn.execute(
-            update(OutboundRow)
-            .where(
-                OutboundRow.id == outbound_id,
-                OutboundRow.state == OutboundState.ACCEPTED.value,
-            )
-            .values(
-                state=(OutboundState.DELIVERED if delivered else OutboundState.UNDELIVERABLE).value,
-                final_at=at,
-            )
-            .returning(OutboundRow.inbound_id)
+            _FINISH_OUTBOUND, {"oid": outbound_id, "p_state": state.value, "p_at": at}
         ).scalar_one_or_none()
         if inbound_id is not None:
-            self._settle_charge(conn, inbound_id, delivered=delivered, at=at)
+            SqlStore._settle_charge(conn, inbound_id, delivered=delivered, at=at)
 
     @staticmethod
     def _settle_charge(conn: Connection, inbound_id: int, *, delivered: bool, at: datetime) -> None:
         """MT mode: the charge becomes final on delivery, void on a final failure."""
         conn.execute(
-            update(ChargeRow)
-            .where(
-                ChargeRow.inbound_id == inbound_id,
-                ChargeRow.mode == ChargingMode.MT.value,
-                ChargeRow.state == "pending",
-            )
-            .values(state="final" if delivered else "void", finalized_at=at)
+            _SETTLE_CHARGE,
+            {"iid": inbound_id, "p_state": "final" if delivered else "void", "p_at": at},
         )
 
     def outbox_depth(self) -> dict[str, int]:

@@ -25,6 +25,7 @@ __all__ = [
     "AlreadyDecided",
     "ChargingMode",
     "Decision",
+    "DecisionStore",
     "InboundMessage",
     "InboundState",
     "IntakeStore",
@@ -216,6 +217,20 @@ class ResetStore(Protocol):
         ...
 
 
+class DecisionStore(Protocol):
+    """The daemon's group commit of decisions (``ResetStore`` stays what the
+    pipeline needs, one decision at a time)."""
+
+    def commit_decisions(self, decisions: Sequence[Decision]) -> list[int | None]:
+        """``ResetStore.commit_decision`` for several MOs in ONE transaction.
+        Returns each decision's outbound id, or None where the MO was not
+        RECEIVED (already decided, unknown, or decided by an earlier decision of
+        the same batch): nothing was written for that one. Any other failure (a
+        RESET_OK for a code with no account, StoreUnavailable) rolls back the
+        whole batch and raises."""
+        ...
+
+
 class IntakeStore(Protocol):
     def store_inbound(
         self, batch: Sequence[NewInbound], *, duplicate_window_s: float
@@ -247,6 +262,13 @@ class OutboxStore(Protocol):
         receipt that came before this (stored unmatched) is applied now."""
         ...
 
+    def mark_accepted_many(
+        self, accepted: Sequence[tuple[int, str, frozenset[str]]], *, now: datetime
+    ) -> None:
+        """``mark_accepted`` for several ``(outbound_id, message_id, id_keys)`` in
+        ONE transaction; StoreError (and nothing written) if an id is unknown."""
+        ...
+
     def mark_retry(
         self, outbound_id: int, *, status: int | None, next_attempt_at: datetime
     ) -> None:
@@ -262,6 +284,11 @@ class OutboxStore(Protocol):
         by any of its id keys; update the message state and, in MT charging
         mode, finalise (DELIVRD) or void (final failure) the charge. Returns the
         matched outbound id, or None (kept for a later mark_accepted)."""
+        ...
+
+    def record_receipts(self, receipts: Sequence[NewReceipt]) -> list[int | None]:
+        """``record_receipt`` for several receipts in ONE transaction, in order;
+        returns each one's matched outbound id (None: kept for mark_accepted)."""
         ...
 
     def outbox_depth(self) -> dict[str, int]:
