@@ -59,6 +59,7 @@ import trio
 
 from smscd import _metrics
 from smscd._http import serve_http
+from smscd._lockfile import AlreadyRunning, DaemonLock, sqlite_path
 from smscd._systemd import Notifier, watchdog_interval
 from smscd.config import Config, ConfigError, load_config
 from smscd.link import (
@@ -808,8 +809,15 @@ def run(config: Config) -> int:
     if not config.smscs:
         log.error("config_invalid", error=f"{config.source}: no [[smsc]] entry")
         return 2
+    database = sqlite_path(config.database_url)
+    lock = DaemonLock(database) if database is not None else None
     try:
+        if lock is not None:
+            lock.acquire()
         daemon = build(config)
+    except AlreadyRunning as exc:
+        log.error("daemon_already_running", error=str(exc))
+        return 2
     except SchemaNotCurrent as exc:
         log.error("database_not_migrated", error=str(exc))
         return 2
@@ -817,6 +825,12 @@ def run(config: Config) -> int:
         log.error("database_unavailable", error=str(exc))
         return 1
     try:
+        if lock is not None:
+            # Sole user of this SQLite store: leases still held are a killed
+            # predecessor's; free them instead of waiting them out.
+            released = daemon.store.release_leases()
+            if released:
+                log.info("outbox_leases_released", count=released)
         profile_path = os.environ.get(PROFILE_ENV)
         if profile_path:
             _run_profiled(daemon, profile_path)
@@ -824,6 +838,8 @@ def run(config: Config) -> int:
             trio.run(daemon.serve)
     finally:
         daemon.store.close()
+        if lock is not None:
+            lock.release()
     return 0
 
 

@@ -1087,6 +1087,23 @@ class SqlStore:
         with self._read() as conn:
             return {carrier: int(n) for carrier, n in conn.execute(stmt)}
 
+    def release_leases(self) -> int:
+        """Free every queued reply's lease; returns how many were held.
+
+        Only for a daemon that knows it is the store's sole user (SQLite, under
+        the daemon lock): the leases are a dead predecessor's, and waiting them
+        out would delay its replies by up to a lease."""
+        stmt = (
+            update(OutboundRow)
+            .where(
+                OutboundRow.state == OutboundState.QUEUED.value,
+                OutboundRow.lease_until.is_not(None),
+            )
+            .values(lease_until=None)
+        )
+        with self._write() as conn:
+            return int(conn.execute(stmt).rowcount)
+
     # -- accounts -------------------------------------------------------------
 
     @contextmanager

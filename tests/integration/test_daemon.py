@@ -164,12 +164,20 @@ async def test_kill_9_after_ack_then_restart_answers_every_mo_once(tmp_path: Pat
             senders = [f"8490300{i:04d}" for i in range(30)]
             for i, sender in enumerate(senders):
                 assert await sim.inject_mo(source_addr=sender, text=f"BH MK 55{i:08d}") == 0
+            # Kill it with a full window of submits in flight (their replies leased).
+            with trio.fail_after(10):
+                while sim.max_outstanding_seen < 10:
+                    await trio.sleep(0.01)
             daemon.signal(signal.SIGKILL)
             await daemon.wait_exit()
             sim.no_response_on_submit(False)
             await sim.drop_connections()
             before = {s.event.destination_addr for s in sim.submitted}
             assert not before  # nothing was accepted before the kill
+            leased = daemon.query(
+                "SELECT COUNT(*) FROM outbound_messages WHERE lease_until IS NOT NULL"
+            )
+            assert leased[0][0] > 0  # type: ignore[operator]
 
             async with trio.open_nursery() as nursery:
                 again = await start_daemon(
@@ -180,9 +188,11 @@ async def test_kill_9_after_ack_then_restart_answers_every_mo_once(tmp_path: Pat
                     daemon.metrics_port,
                     log_name="daemon2.log",
                 )
-                with trio.fail_after(60):
+                # Well inside one lease (60 s): the dead daemon's leases are freed.
+                with trio.fail_after(20):
                     while len({s.event.destination_addr for s in sim.submitted}) < len(senders):
                         await trio.sleep(0.05)
+                assert '"outbox_leases_released"' in again.log_text()
                 again.signal(signal.SIGTERM)
                 assert await again.wait_exit() == 0
             per_dest = Counter(s.event.destination_addr for s in sim.submitted)
@@ -310,3 +320,20 @@ async def http_get(port: int, path: str) -> tuple[int, bytes]:
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split()[1]), body
+
+
+async def test_a_second_daemon_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
+    from tests.integration.daemon_harness import SMSCD
+
+    with trio.fail_after(60):
+        async with open_daemon(tmp_path) as daemon:
+            result = await trio.run_process(
+                [*SMSCD, "-c", str(daemon.config), "run"],
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+            assert result.returncode == 2
+            assert b"another smscd daemon is using" in result.stdout
+            # The first one is unharmed.
+            assert await reply_for(daemon, "84911111114", "xin chao") == BAD_SYNTAX

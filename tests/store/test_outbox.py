@@ -77,6 +77,17 @@ def test_claim_leases_rows(store: SqlStore) -> None:
     assert store.outbox_depth() == {"viettel": 1}
 
 
+def test_release_leases_frees_a_dead_senders_rows(store: SqlStore) -> None:
+    oid = _queued(store)
+    store.claim_outbound(carrier="viettel", now=NOW, limit=10, lease_s=60)
+    assert store.claim_outbound(carrier="viettel", now=NOW, limit=10, lease_s=60) == []
+    assert store.release_leases() == 1
+    (again,) = store.claim_outbound(carrier="viettel", now=NOW, limit=10, lease_s=60)
+    assert again.id == oid
+    store.mark_accepted(oid, message_id=HEX_ID, id_keys=KEYS, now=NOW)
+    assert store.release_leases() == 0  # only queued replies are touched
+
+
 def test_retry_then_accept_masks_the_body(store: SqlStore) -> None:
     oid = _queued(store)
     store.claim_outbound(carrier="viettel", now=NOW, limit=10, lease_s=30)
