@@ -8,48 +8,19 @@ tests fail (they do not skip): a CI that asked for PostgreSQL must run it.
 from __future__ import annotations
 
 import os
-import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 import pytest
-import sqlalchemy as sa
 
 from smscd.store.sql import SqlStore, open_store
+from tests.pg import PG_ENV, PgSchemas
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-PG_ENV = "SMSCD_TEST_PG_URL"
 T0 = datetime(2024, 11, 21, 3, 0, tzinfo=UTC)
-
-
-class PgSchemas:
-    """Hands out fresh schemas named ``smscd_test_<session>_<n>``."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.prefix = f"smscd_test_{secrets.token_hex(4)}"
-        self.count = 0
-        self.engine = sa.create_engine(base_url)
-        with self.engine.connect() as conn:  # fails loudly if unreachable
-            conn.execute(sa.text("SELECT 1"))
-
-    def new(self) -> str:
-        self.count += 1
-        schema = f"{self.prefix}_{self.count}"
-        with self.engine.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        sep = "&" if "?" in self.base_url else "?"
-        return f"{self.base_url}{sep}options={quote(f'-csearch_path={schema}')}"
-
-    def drop_all(self) -> None:
-        with self.engine.begin() as conn:
-            for n in range(1, self.count + 1):
-                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self.prefix}_{n}" CASCADE'))
-        self.engine.dispose()
 
 
 @pytest.fixture(scope="session")
