@@ -7,13 +7,14 @@ async with trio.open_nursery() as nursery:
     async for item in link.inbound():       # InboundMo | InboundReceipt
         ...                                 # make it durable, then
         await item.ack()                    # the deliver_sm_resp goes out now
+    await ack_all(items, status)            # many at once: one write per connection
     await link.stop()
 """
 
 from __future__ import annotations
 
 from smscd.link._config import BindKind, LinkConfig
-from smscd.link._link import Link
+from smscd.link._link import Link, ack_all
 from smscd.link._types import (
     Accepted,
     AckHandle,
@@ -41,4 +42,5 @@ __all__ = [
     "Rejected",
     "RetryLater",
     "SubmitResult",
+    "ack_all",
 ]

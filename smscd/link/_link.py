@@ -19,18 +19,29 @@ Each connection is a :class:`_Session`: a trio stream plus a sans-I/O
   session: the SMSC is not answering), and answers inbound items the caller did
   not ack within ``ack_timeout``;
 * anyone writing (submitters, the reader, the timer, ack handles) goes through
-  ``_Session.send``: events queue in order and whoever holds the one
-  ``StrictFIFOLock`` encodes the whole queue with the core's ``send`` and writes
-  it with one ``send_all`` (group commit: one syscall for many PDUs under load).
-  If ``send_all`` raises, the core is told (``send_failed``) and the session is
-  closed.
+  the session's write queue: events queue in order, and one *flush* at a time
+  encodes the whole queue with the core's ``send`` and writes it with one
+  ``send_all`` (group commit: one syscall for many PDUs under load). A writer
+  that finds no flush running runs one itself, after one pass of the scheduler
+  so that the others writing in that pass join in; the end of a flush wakes all
+  its waiters at once. If ``send_all`` raises, the core is told (``send_failed``)
+  and the session is closed. :func:`ack_all` queues the answers of many inbound
+  items before waiting once, so a batch of acks costs one task and one write.
 
-Submits pass three gates in order, all FIFO: the window (a semaphore of
-``window`` permits held until the response), a wait for a bound transmitter, and
-the *pace* lock, which spaces submit_sm ``1/throughput`` apart and holds
-everybody while the bind is paused after a throttling status. Nothing is
-reordered by a throttle: the throttled message goes back to its caller as
-``RetryLater`` and the queue behind it waits.
+Submits first wait for a bound transmitter (each on its own, with a timeout),
+then join one FIFO *line*. Submits leave the line only from its head, and only
+while a window permit is free (``window`` permits, each held until the response)
+and the pace allows (``1/throughput`` after the previous submit_sm, and not
+before a throttle pause ends). Whoever frees a permit or joins the line *pumps*
+it: starts (gives a sequence number and queues the submit_sm of) as many heads
+as may go, at once, in line order, and wakes their tasks. A head held back only
+by the pace is woken to sleep until its slot and pump again. Starting submits
+for others, rather than letting each task take its own turn, keeps the order
+exact (permits freed together, by responses that arrived in one read, would
+wake their waiters in one scheduler batch, in an order trio leaves open) and
+costs no scheduler round per submit. Nothing is reordered by a throttle: the
+throttled message goes back to its caller as ``RetryLater`` while still holding
+its permit, and the line behind it waits out the pause.
 
 Inbound deliver_sm are answered only when the caller acks the item. The parts of
 a multi-part MO are held until the whole message is acked. Trade-off: a part
@@ -44,6 +55,7 @@ Time is read only through ``trio.current_time()`` and handed to the core.
 
 from __future__ import annotations
 
+import collections
 import math
 import random
 from typing import TYPE_CHECKING, assert_never
@@ -99,9 +111,11 @@ from smscd.smpp import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from smscd.smpp import Event, Request, Response
 
-__all__ = ["Link"]
+__all__ = ["Link", "ack_all"]
 
 
 #: Bytes asked of receive_some() at a time.
@@ -121,12 +135,27 @@ def _status_name(status: int) -> str:
 
 @attrs.define(eq=False)
 class _Outgoing:
-    """One event (or raw reply bytes) waiting for the write lock."""
+    """One event (or raw reply bytes) waiting to be written."""
 
     payload: Event | bytes
     #: Taken by a flush: encoded (or refused) and handed to send_all.
     taken: bool = False
+    #: The flush that took it is over (written, refused, or failed: see error).
+    done: bool = False
     error: BaseException | None = None
+
+
+@attrs.define(eq=False)
+class _Turn:
+    """A submit in the line (see the module docstring)."""
+
+    message: OutboundSm
+    short_message: bytes
+    #: Set when the submit was started, or when the head must wait for its slot.
+    wake: trio.Event = attrs.Factory(trio.Event)
+    #: Once started (holding a window permit): its session and pending slot, or
+    #: the RetryLater it ends with.
+    started: tuple[_Session, _Pending] | RetryLater | None = None
 
 
 @attrs.define(eq=False)
@@ -171,22 +200,64 @@ class _Ack:
     timed_out: bool = False
 
     async def ack(self, status: int) -> None:
+        queued = self.queue(status)
+        if queued:
+            await self.session.wait_written(queued[-1])
+            self.check_written(queued, status)
+
+    def queue(self, status: int) -> list[_Outgoing]:
+        """Mark the item answered and queue its deliver_sm_resp(s); the queued
+        writes (none if already answered or the session is gone)."""
         if self.done:
             if self.timed_out:
                 self.link.log.info(
                     "deliver_sm_ack_late", status=_status_name(status), parts=len(self.parts)
                 )
-            return
+            return []
         self.done = True
-        self.session.held.discard(self)
-        if not self.session.held:
+        session = self.session
+        session.held.discard(self)
+        if not session.held:
             self.link._notify()  # stop() may be waiting for the last ack
-        for part in self.parts:
-            if not await self.session.reply(response_for(part, command_status=status)):
-                self.link.log.warning(
-                    "deliver_sm_resp_dropped", sequence=part.sequence, status=_status_name(status)
-                )
+        if session.closed:
+            self._dropped(self.parts[0], status)
+            return []
+        return [session.enqueue(response_for(part, command_status=status)) for part in self.parts]
+
+    def check_written(self, queued: list[_Outgoing], status: int) -> None:
+        """Log the first response that did not go out (once its flush is over)."""
+        for part, item in zip(self.parts, queued, strict=True):
+            if item.error is not None:
+                self._dropped(part, status)
                 return
+
+    def _dropped(self, part: DeliverSm, status: int) -> None:
+        self.link.log.warning(
+            "deliver_sm_resp_dropped", sequence=part.sequence, status=_status_name(status)
+        )
+
+
+async def ack_all(items: Iterable[InboundItem], status: int = 0) -> None:
+    """Answer many inbound items with ``status`` at once: every response is
+    queued first, then each session writes its share in one flush. Equivalent
+    to ``item.ack(status)`` on each (idempotent, never raises for a lost
+    connection), without a task and a write per item."""
+    batch: list[tuple[_Ack, list[_Outgoing]]] = []
+    for item in items:
+        handle = item._ack_handle
+        if isinstance(handle, _Ack):
+            queued = handle.queue(status)
+            if queued:
+                batch.append((handle, queued))
+        else:
+            await handle.ack(status)
+    last: dict[_Session, _Outgoing] = {}
+    for handle, queued in batch:
+        last[handle.session] = queued[-1]
+    for session, outgoing in last.items():
+        await session.wait_written(outgoing)
+    for handle, queued in batch:
+        handle.check_written(queued, status)
 
 
 class _Session:
@@ -200,8 +271,10 @@ class _Session:
         self.stream = stream
         self.conn = Connection(Role.ESME, response_timeout=config.response_timeout)
         self.write_timeout = config.response_timeout
-        self.write_lock = trio.StrictFIFOLock()
         self.outgoing: list[_Outgoing] = []
+        #: A flush is writing (one at a time); its end sets ``flushed``.
+        self.flushing = False
+        self.flushed = trio.Event()
         self.cancel_scope = trio.CancelScope()
         self.pending: dict[int, _Pending] = {}
         self.enquire: _Pending | None = None
@@ -226,14 +299,16 @@ class _Session:
             self.stream.socket.close()
         self.cancel_scope.cancel()
 
-    # Writing (group commit). A writer appends its event to ``outgoing`` and takes
-    # the write lock; whoever holds the lock encodes *every* queued event, in queue
-    # order, with ``conn.send`` and writes them with one ``send_all``. Under load
-    # that is one syscall for many PDUs; the core's state still changes in wire
-    # order, under the lock. A writer cancelled before its event was taken removes
-    # it, so nothing half-committed is left behind. If ``send_all`` raises
-    # (Cancelled included) the core is told (``send_failed``), the session is
-    # closed and every event of that batch fails.
+    # Writing (group commit). A writer appends its event to ``outgoing``; if no
+    # flush is running it flushes itself, else it waits for the running one to
+    # end. A flush encodes *every* queued event, in queue order, with
+    # ``conn.send`` and writes them with one ``send_all``. Under load that is one
+    # syscall for many PDUs, and the end of a flush wakes all its waiters at once
+    # (the first of those still queued flushes the next batch); the core's state
+    # still changes in wire order, one flush at a time. A writer cancelled before
+    # its event was taken removes it, so nothing half-committed is left behind.
+    # If ``send_all`` raises (Cancelled included) the core is told
+    # (``send_failed``), the session is closed and every event of that batch fails.
 
     def enqueue(self, event: Event | bytes) -> _Outgoing:
         item = _Outgoing(payload=event)
@@ -244,15 +319,35 @@ class _Session:
         """Wait until ``item`` is on the wire. Raises SmppError (the core refused
         it: nothing written) or a trio resource error (the session is closed)."""
         try:
-            async with self.write_lock:
-                if not item.taken:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            while not item.done:
+                if self.flushing:
+                    await self.flushed.wait()
+                    continue
+                self.flushing = True
+                try:
+                    # One pass of the scheduler first: the others writing in
+                    # this pass (acks of one batch, started submits) join in.
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                     await self._flush()
+                finally:
+                    self.flushing = False
+                    self.flushed.set()
+                    self.flushed = trio.Event()
         except BaseException:
             if not item.taken:
                 self.outgoing.remove(item)
             raise
         if item.error is not None:
             raise item.error
+
+    async def wait_written(self, item: _Outgoing) -> None:
+        """Like ``written``, but the outcome is left in ``item.error`` (Cancelled
+        still propagates)."""
+        try:
+            await self.written(item)
+        except (SmppError, *_WRITE_ERRORS):
+            pass
 
     async def _flush(self) -> None:
         batch, self.outgoing = self.outgoing, []
@@ -267,9 +362,9 @@ class _Session:
                 chunks.append(self.conn.send(item.payload, now=now))
             except SmppError as exc:
                 item.error = exc
-        if not chunks:
-            return
         try:
+            if not chunks:
+                return
             # The batch belongs to every writer in it, so the caller that happens
             # to flush it may not abandon it halfway by being cancelled; a write
             # that takes a whole response_timeout means a dead peer.
@@ -284,6 +379,9 @@ class _Session:
                 if item.error is None:
                     item.error = trio.BrokenResourceError("the write failed")
             raise
+        finally:
+            for item in batch:
+                item.done = True
 
     async def send(self, event: Event | bytes) -> None:
         """Write one event (or raw bytes) now; see ``written`` for errors."""
@@ -356,8 +454,9 @@ class Link:
         self._mode_state: dict[BindMode, str] = dict.fromkeys(self._modes, "idle")
         self._sessions: dict[BindMode, _Session] = {}
         self._state_changed = trio.Event()
-        self._window = trio.Semaphore(config.window)
-        self._pace_lock = trio.StrictFIFOLock()
+        #: Window permits not held by a started submit.
+        self._free = config.window
+        self._line: collections.deque[_Turn] = collections.deque()
         self._interval = 1.0 / config.throughput if config.throughput > 0 else 0.0
         self._next_slot = -math.inf
         self._paused_until = -math.inf
@@ -651,6 +750,7 @@ class Link:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 session.close("connection_lost")
                 return
+            session.last_received = trio.current_time()
             try:
                 conn.receive_data(data)
                 while True:
@@ -671,7 +771,6 @@ class Link:
                         continue
                     if isinstance(event, NeedData):
                         break
-                    session.last_received = trio.current_time()
                     await self._dispatch(session, event)
             except FramingError as exc:
                 self.log.warning("framing_error_received", error=str(exc))
@@ -870,65 +969,123 @@ class Link:
             return session
         return None
 
-    async def _pace(self) -> None:
-        """Wait for this submit's slot: 1/throughput after the previous one, and
-        not before a throttle pause ends. Called with the pace lock held."""
-        while True:
-            now = trio.current_time()
-            start = max(self._next_slot, self._paused_until)
-            if start <= now:
-                break
-            await trio.sleep_until(start)
-        self._next_slot = now + self._interval
-
     async def _submit(self, message: OutboundSm, short_message: bytes) -> SubmitResult:
         if self._stopping:
             return RetryLater(status=None, reason="stopping")
-        async with self._window:
-            if await self._wait_for_tx() is None:
-                return RetryLater(status=None, reason="stopping" if self._stopping else "not_bound")
-            async with self._pace_lock:
-                await self._pace()
-                session = self._tx_session()
-                if self._stopping or session is None:
-                    reason = "stopping" if self._stopping else "not_bound"
-                    return RetryLater(status=None, reason=reason)
-                submit = SubmitSm(
-                    sequence=session.conn.next_sequence(),
-                    source_addr_ton=message.source_addr_ton,
-                    source_addr_npi=message.source_addr_npi,
-                    source_addr=message.source_addr,
-                    dest_addr_ton=message.dest_addr_ton,
-                    dest_addr_npi=message.dest_addr_npi,
-                    destination_addr=message.destination_addr,
-                    registered_delivery=message.registered_delivery,
-                    data_coding=0,
-                    short_message=short_message,
-                )
-                pending = session.start_request(submit)
-                if self._in_flight == 0:
-                    self._drained = trio.Event()
-                self._in_flight += 1
-            # Out of the pace lock: the next submit can queue behind this one and
-            # share its write.
+        if await self._wait_for_tx() is None:
+            return RetryLater(status=None, reason="stopping" if self._stopping else "not_bound")
+        turn = _Turn(message=message, short_message=short_message)
+        self._line.append(turn)
+        try:
+            self._pump()
+            while turn.started is None:
+                if self._line[0] is turn and self._free > 0:
+                    # The head, held back only by the pace: wait for the slot.
+                    await trio.sleep_until(max(self._next_slot, self._paused_until))
+                    self._pump()
+                else:
+                    await turn.wake.wait()
+                    turn.wake = trio.Event()
+        except BaseException:
+            if turn.started is None:
+                head = self._line[0] is turn
+                self._line.remove(turn)
+                if head:
+                    self._pump()
+            else:
+                self._abandon(turn.started)
+            raise
+        started = turn.started
+        try:
+            if isinstance(started, RetryLater):
+                return started
+            return await self._finish_submit(message, *started)
+        finally:
+            self._free += 1
+            self._pump()
+
+    def _pump(self) -> None:
+        """Start submits from the head of the line while a permit is free and the
+        pace allows; wake the head when only the pace holds it back."""
+        line = self._line
+        if not line or self._free <= 0:
+            return
+        now = trio.current_time()
+        while line and self._free > 0:
+            turn = line[0]
+            if max(self._next_slot, self._paused_until) > now:
+                turn.wake.set()
+                return
+            line.popleft()
+            self._free -= 1
+            self._next_slot = now + self._interval
+            turn.started = self._start_submit(turn)
+            turn.wake.set()
+
+    def _start_submit(self, turn: _Turn) -> tuple[_Session, _Pending] | RetryLater:
+        """Give the submit_sm its sequence number and its place on the wire."""
+        session = self._tx_session()
+        if self._stopping or session is None:
+            reason = "stopping" if self._stopping else "not_bound"
+            return RetryLater(status=None, reason=reason)
+        message = turn.message
+        submit = SubmitSm(
+            sequence=session.conn.next_sequence(),
+            source_addr_ton=message.source_addr_ton,
+            source_addr_npi=message.source_addr_npi,
+            source_addr=message.source_addr,
+            dest_addr_ton=message.dest_addr_ton,
+            dest_addr_npi=message.dest_addr_npi,
+            destination_addr=message.destination_addr,
+            registered_delivery=message.registered_delivery,
+            data_coding=0,
+            short_message=turn.short_message,
+        )
+        pending = session.start_request(submit)
+        if self._in_flight == 0:
+            self._drained = trio.Event()
+        self._in_flight += 1
+        return session, pending
+
+    def _abandon(self, started: tuple[_Session, _Pending] | RetryLater) -> None:
+        """A started submit whose task was cancelled before it took over: undo
+        what the start did (as a write cancelled before its flush would)."""
+        if not isinstance(started, RetryLater):
+            session, pending = started
+            item = pending.outgoing
+            if item is not None and not item.taken:
+                session.outgoing.remove(item)
+            if session.pending.get(pending.request.sequence) is pending:
+                del session.pending[pending.request.sequence]
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._drained.set()
+        self._free += 1
+        self._pump()
+
+    async def _finish_submit(
+        self, message: OutboundSm, session: _Session, pending: _Pending
+    ) -> SubmitResult:
+        """Write the started submit_sm (with whatever else is queued) and wait for
+        its response."""
+        try:
             try:
-                try:
-                    await session.finish_request(pending)
-                except SmppError:
-                    if session.closed or session.conn.state not in _SUBMIT_STATES:
-                        return RetryLater(status=None, reason="not_bound")
-                    raise  # still bound: the message itself cannot be encoded
-                except _WRITE_ERRORS:
-                    # Part of it may have reached the SMSC.
-                    return self._lost(message, submit.sequence, "connection_lost")
-                await pending.done.wait()
-            finally:
-                self._in_flight -= 1
-                if self._in_flight == 0:
-                    self._drained.set()
-            # Still holding the window: a throttle pause is in force before the
-            # next submitter gets in.
-            return self._classify(message, pending)
+                await session.finish_request(pending)
+            except SmppError:
+                if session.closed or session.conn.state not in _SUBMIT_STATES:
+                    return RetryLater(status=None, reason="not_bound")
+                raise  # still bound: the message itself cannot be encoded
+            except _WRITE_ERRORS:
+                # Part of it may have reached the SMSC.
+                return self._lost(message, pending.request.sequence, "connection_lost")
+            await pending.done.wait()
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._drained.set()
+        # Still holding the permit: a throttle pause is in force before the
+        # next submit is started.
+        return self._classify(message, pending)
 
     def _lost(self, message: OutboundSm, sequence: int, reason: str) -> RetryLater:
         self._counters.lost_in_flight += 1

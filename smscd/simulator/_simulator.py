@@ -9,9 +9,16 @@ every connection.
 
 Each connection is a ``_Session``: a ``smscd.smpp.Connection`` in the SMSC role (it
 decides which PDU is legal in which bind state and answers the rest), one reader task
-that owns ``receive_some()`` and handles every inbound PDU in order, and one
-``trio.StrictFIFOLock`` through which every write goes (``Connection.send`` is called
-under the lock, so the core's idea of the order is the order on the wire).
+that owns ``receive_some()`` and handles every inbound PDU in order, and one queue
+through which every write goes. Writes are group-committed: whoever writes while no
+flush runs becomes the flusher and, after one pass of the scheduler (so the others
+writing in that pass join in), encodes the whole queue with ``Connection.send`` and
+writes it with one ``send_all``; the others wait for that flush to end. So the
+core's idea of the order is the order on the wire, one flush at a time. The reader
+does not wait for its own answers (submit_sm_resp, enquire_link_resp): it queues
+them and writes them together once it has handled everything one read brought in.
+An SMSC stands in for a machine of its own; this keeps its per-PDU cost (and the
+syscalls the ESME must make to read it) low on a machine the ESME shares.
 
 Requests the SMSC itself sends (deliver_sm, enquire_link, unbind, an unknown command)
 park a ``_Pending`` slot keyed by sequence number; the reader fills it when the
@@ -167,6 +174,18 @@ class _HeaderTap:
         return headers
 
 
+@attrs.define(eq=False)
+class _Outgoing:
+    """One event (or raw bytes) in a session's write queue."""
+
+    payload: Event | bytes
+    #: Taken by a flush (encoded or refused, and handed to send_all).
+    taken: bool = False
+    #: The flush that took it is over; ``written`` says whether it reached the wire.
+    done: bool = False
+    written: bool = False
+
+
 @attrs.define
 class _Pending:
     """The slot a request of ours waits in for its response."""
@@ -187,7 +206,10 @@ class _Session:
         self.id = session_id
         self.stream = stream
         self.conn = Connection(Role.SMSC)
-        self.write_lock = trio.StrictFIFOLock()
+        self.outgoing: list[_Outgoing] = []
+        #: A flush is running (one at a time); its end sets ``flushed``.
+        self.flushing = False
+        self.flushed = trio.Event()
         self.deliver_window = trio.Semaphore(deliver_window)
         self.mode: BindMode | None = None
         self.system_id = ""
@@ -616,6 +638,9 @@ class Simulator:
                 await self._handle(session, event)
                 if session.closed:
                     return "closed by simulator"
+            if session.outgoing:
+                # The answers queued while handling this read, in one write.
+                await self._written(session, session.outgoing[-1])
             if not data:
                 return "closed by peer"
 
@@ -635,7 +660,7 @@ class Simulator:
             case EnquireLink():
                 self.enquire_links_received += 1
                 if not self._enquire_link_silent and not await self._intercepted(session, event):
-                    await self._send(session, EnquireLinkResp(sequence=event.sequence))
+                    self._queue(session, EnquireLinkResp(sequence=event.sequence))
             case Unbind():
                 await self._on_unbind(session, event)
             case DeliverSm():
@@ -743,7 +768,9 @@ class Simulator:
         if self._response_delay > 0:
             self._nursery.start_soon(self._answer_submit_later, session, response)
         else:
-            await self._answer_submit(session, response)
+            # Written by the reader after this read's other PDUs are handled.
+            self._queue(session, response)
+            session.outstanding_submits -= 1
 
     def _accept(self, session: _Session, event: SubmitSm, text: str) -> str:
         number = self._next_message_number
@@ -796,37 +823,79 @@ class Simulator:
 
     # --- internals: writing ------------------------------------------------------
 
+    def _queue(self, session: _Session, payload: Event | bytes) -> _Outgoing:
+        """Queue ``payload`` for the next flush (see the module docstring)."""
+        item = _Outgoing(payload=payload)
+        if session.closed:
+            item.taken = item.done = True
+        else:
+            session.outgoing.append(item)
+        return item
+
     async def _send(self, session: _Session, event: Event) -> bool:
         """Encode and write ``event``; False when the session can no longer take it."""
         if session.closed:
             return False
-        async with session.write_lock:
-            try:
-                data = session.conn.send(event, now=trio.current_time())
-            except LocalProtocolError:
-                # The bind state moved on (e.g. unbound) while this waited.
-                return False
-            try:
-                await session.stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                session.conn.send_failed()
-                self._mark_closed(session)
-                return False
-            except BaseException:
-                session.conn.send_failed()
-                raise
-        return True
+        return await self._written(session, self._queue(session, event))
 
     async def _write_raw(self, session: _Session, data: bytes) -> bool:
         if session.closed:
             return False
-        async with session.write_lock:
+        return await self._written(session, self._queue(session, data))
+
+    async def _written(self, session: _Session, item: _Outgoing) -> bool:
+        """Wait until the flush that takes ``item`` is over; whether it was written."""
+        try:
+            while not item.done:
+                if session.flushing:
+                    await session.flushed.wait()
+                    continue
+                session.flushing = True
+                try:
+                    # One pass of the scheduler: the others writing now join this batch.
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    await self._flush(session)
+                finally:
+                    session.flushing = False
+                    session.flushed.set()
+                    session.flushed = trio.Event()
+        except BaseException:
+            if not item.taken:
+                session.outgoing.remove(item)
+            raise
+        return item.written
+
+    async def _flush(self, session: _Session) -> None:
+        batch, session.outgoing = session.outgoing, []
+        now = trio.current_time()
+        chunks: list[bytes] = []
+        encoded: list[_Outgoing] = []
+        for item in batch:
+            item.taken = True
+            if isinstance(item.payload, bytes):
+                chunks.append(item.payload)
+                encoded.append(item)
+                continue
             try:
-                await session.stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._mark_closed(session)
-                return False
-        return True
+                chunks.append(session.conn.send(item.payload, now=now))
+            except LocalProtocolError:
+                continue  # the bind state moved on (e.g. unbound) while this waited
+            encoded.append(item)
+        try:
+            if chunks:
+                await session.stream.send_all(b"".join(chunks))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            session.conn.send_failed()
+            self._mark_closed(session)
+        except BaseException:
+            session.conn.send_failed()
+            raise
+        else:
+            for item in encoded:
+                item.written = True
+        finally:
+            for item in batch:
+                item.done = True
 
     async def _request(self, session: _Session, event: Unbind | EnquireLink) -> _Pending | None:
         pending = _Pending()

@@ -28,6 +28,21 @@ This is the only module that imports smpplib (STYLE L4), and it uses only
   :class:`PduRejected` carrying the sequence read from the raw header and a
   ready-to-send reply (``generic_nack``), or no reply for a response.
 
+* **Fast paths.** smpplib's generic machinery costs tens of microseconds per PDU
+  (``make_pdu`` walks every optional field a command knows), which on the hot
+  PDUs of a busy bind is a large share of the daemon's CPU. So ``encode`` first
+  tries a hand-written ``struct``/``bytes`` encoder for the PDUs of the traffic
+  (submit_sm, deliver_sm, their responses, enquire_link, unbind and their
+  responses, generic_nack). It handles only the common case -- ASCII strings
+  within their limits, integers within their widths -- and gives up (returns
+  None or raises internally) on anything else, which then goes through the
+  smpplib path above: so every error, and every odd-but-legal value, is still
+  produced by the reference encoder. Its output is byte-identical to that path;
+  ``reference_encode`` stays available and a property test holds them equal.
+  Likewise ``decode`` reads submit_sm/deliver_sm with a straight-line reader
+  that falls back to the table-driven walker (``reference_decode``) whenever the
+  body is not plainly well formed, so every rejection still comes from it.
+
 Strings (addresses, ids) are ASCII; bytes >= 0x80 travel as lone surrogates
 (``surrogateescape``) so that decode and encode are exact inverses. Message bodies
 stay ``bytes``.
@@ -44,7 +59,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import Any, Final, assert_never
+from typing import TYPE_CHECKING, Any, Final, assert_never
 
 import attrs
 import smpplib.command
@@ -71,7 +86,17 @@ from smscd.smpp._events import (
 from smscd.smpp._framing import HEADER, HEADER_SIZE
 from smscd.smpp._status import CommandStatus
 
-__all__ = ["CommandId", "decode", "encode", "encode_generic_nack"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "CommandId",
+    "decode",
+    "encode",
+    "encode_generic_nack",
+    "reference_decode",
+    "reference_encode",
+]
 
 
 class CommandId(enum.IntEnum):
@@ -278,7 +303,10 @@ def _smpplib_generate(
 
 def encode_generic_nack(sequence: int, command_status: int) -> bytes:
     """The 16 bytes of a generic_nack (no body)."""
-    return _smpplib_generate(CommandId.GENERIC_NACK, sequence, command_status, (), {})
+    try:
+        return _HEADER_PACK(HEADER_SIZE, CommandId.GENERIC_NACK, command_status, sequence)
+    except struct.error:
+        return _smpplib_generate(CommandId.GENERIC_NACK, sequence, command_status, (), {})
 
 
 def _sm_values(event: SubmitSm | DeliverSm) -> dict[str, Any]:
@@ -303,8 +331,10 @@ def _sm_values(event: SubmitSm | DeliverSm) -> dict[str, Any]:
     }
 
 
-def encode(event: Event) -> bytes:
-    """Encode one event as a complete PDU. Raises LocalProtocolError if it can't."""
+def reference_encode(event: Event) -> bytes:
+    """Encode one event through smpplib (the reference the fast paths must match).
+
+    Raises LocalProtocolError if it can't."""
     match event:
         case Bind():
             return _smpplib_generate(
@@ -399,6 +429,157 @@ def encode(event: Event) -> bytes:
             assert_never(event)
 
 
+# --- encoding: the fast paths ------------------------------------------------------
+#
+# Each returns the PDU, or None when the event is outside the common case; it may
+# also raise one of _UNFIT (a value of the wrong type or out of range met by
+# ``bytes()``/``struct``). Either way ``encode`` hands the event to the reference
+# path, which encodes it or raises the canonical LocalProtocolError.
+
+_HEADER_PACK: Final = HEADER.pack
+_TLV_HEAD_PACK: Final = struct.Struct(">HH").pack
+_UNFIT: Final = (struct.error, ValueError, TypeError, AttributeError)
+_NUL: Final = b"\0"
+
+
+def _fast_tlvs(tlvs: tuple[Tlv, ...]) -> bytes:
+    parts: list[bytes] = []
+    for tlv in tlvs:
+        value = tlv.value
+        parts.append(_TLV_HEAD_PACK(tlv.tag, len(value)))  # struct.error when out of range
+        parts.append(value)
+    return b"".join(parts)
+
+
+def _fast_sm(command_id: int, event: SubmitSm | DeliverSm) -> bytes | None:
+    service_type = event.service_type.encode("ascii")
+    source_addr = event.source_addr.encode("ascii")
+    destination_addr = event.destination_addr.encode("ascii")
+    schedule = event.schedule_delivery_time.encode("ascii")
+    validity = event.validity_period.encode("ascii")
+    short_message = event.short_message
+    if (
+        len(service_type) > 5
+        or len(source_addr) > 20
+        or len(destination_addr) > 20
+        or len(schedule) > 16
+        or len(validity) > 16
+        or len(short_message) > 254
+        or _NUL in service_type
+        or _NUL in source_addr
+        or _NUL in destination_addr
+        or _NUL in schedule
+        or _NUL in validity
+        or type(short_message) is not bytes
+    ):
+        return None
+    body = b"".join(
+        (
+            service_type,
+            _NUL,
+            bytes((event.source_addr_ton, event.source_addr_npi)),
+            source_addr,
+            _NUL,
+            bytes((event.dest_addr_ton, event.dest_addr_npi)),
+            destination_addr,
+            _NUL,
+            bytes((event.esm_class, event.protocol_id, event.priority_flag)),
+            schedule,
+            _NUL,
+            validity,
+            _NUL,
+            bytes(
+                (
+                    event.registered_delivery,
+                    event.replace_if_present_flag,
+                    event.data_coding,
+                    event.sm_default_msg_id,
+                    len(short_message),
+                )
+            ),
+            short_message,
+            _fast_tlvs(event.tlvs) if event.tlvs else b"",
+        )
+    )
+    return _HEADER_PACK(HEADER_SIZE + len(body), command_id, 0, event.sequence) + body
+
+
+def _fast_submit_sm(event: Event) -> bytes | None:
+    assert isinstance(event, SubmitSm)
+    return _fast_sm(CommandId.SUBMIT_SM, event)
+
+
+def _fast_deliver_sm(event: Event) -> bytes | None:
+    assert isinstance(event, DeliverSm)
+    return _fast_sm(CommandId.DELIVER_SM, event)
+
+
+def _fast_submit_sm_resp(event: Event) -> bytes | None:
+    assert isinstance(event, SubmitSmResp)
+    status = event.command_status
+    if status and not event.message_id:
+        return _HEADER_PACK(HEADER_SIZE, CommandId.SUBMIT_SM_RESP, status, event.sequence)
+    message_id = event.message_id.encode("ascii")
+    if len(message_id) > 64 or _NUL in message_id:
+        return None
+    return (
+        _HEADER_PACK(
+            HEADER_SIZE + len(message_id) + 1, CommandId.SUBMIT_SM_RESP, status, event.sequence
+        )
+        + message_id
+        + _NUL
+    )
+
+
+def _fast_deliver_sm_resp(event: Event) -> bytes | None:
+    assert isinstance(event, DeliverSmResp)
+    # message_id is "unused, set to NULL" (§4.6.2): one NUL octet of body.
+    return (
+        _HEADER_PACK(
+            HEADER_SIZE + 1, CommandId.DELIVER_SM_RESP, event.command_status, event.sequence
+        )
+        + _NUL
+    )
+
+
+def _fast_header_only(command_id: CommandId) -> Callable[[Event], bytes | None]:
+    def fast(event: Event) -> bytes | None:
+        status = getattr(event, "command_status", 0)
+        return _HEADER_PACK(HEADER_SIZE, command_id, status, event.sequence)
+
+    return fast
+
+
+_FAST_ENCODERS: Final[dict[type[Event], Callable[[Event], bytes | None]]] = {
+    SubmitSm: _fast_submit_sm,
+    DeliverSm: _fast_deliver_sm,
+    SubmitSmResp: _fast_submit_sm_resp,
+    DeliverSmResp: _fast_deliver_sm_resp,
+    EnquireLink: _fast_header_only(CommandId.ENQUIRE_LINK),
+    EnquireLinkResp: _fast_header_only(CommandId.ENQUIRE_LINK_RESP),
+    Unbind: _fast_header_only(CommandId.UNBIND),
+    UnbindResp: _fast_header_only(CommandId.UNBIND_RESP),
+    GenericNack: _fast_header_only(CommandId.GENERIC_NACK),
+}
+
+
+def encode(event: Event) -> bytes:
+    """Encode one event as a complete PDU. Raises LocalProtocolError if it can't.
+
+    The hot PDUs take a fast path (see the module docstring); everything else, and
+    every event the fast path declines, goes through :func:`reference_encode`.
+    """
+    fast = _FAST_ENCODERS.get(type(event))
+    if fast is not None:
+        try:
+            raw = fast(event)
+        except _UNFIT:
+            raw = None
+        if raw is not None:
+            return raw
+    return reference_encode(event)
+
+
 # --- decoding -------------------------------------------------------------------
 
 
@@ -472,14 +653,64 @@ def _read_tlvs(body: bytes, pos: int) -> tuple[Tlv, ...]:
     return tuple(tlvs)
 
 
-def _decode_sm(cls: type[SubmitSm] | type[DeliverSm], seq: int, body: bytes) -> Event:
+def _decode_sm_reference(
+    cls: type[SubmitSm] | type[DeliverSm], seq: int, body: bytes
+) -> SubmitSm | DeliverSm:
     fields = _SM_FIELDS if cls is SubmitSm else _DELIVER_FIELDS
     values, pos = _read_fields(fields, body, response=False)
     del values["sm_length"]
     return cls(sequence=seq, tlvs=_read_tlvs(body, pos), **values)
 
 
-def _decode_body(command_id: int, status: int, seq: int, body: bytes) -> Event:
+def _decode_sm(cls: type[SubmitSm] | type[DeliverSm], seq: int, body: bytes) -> Event:
+    """submit_sm/deliver_sm by a straight-line reader of the mandatory fields (the
+    same walk as ``_read_fields`` over ``_SM_FIELDS``); a body that is not plainly
+    well formed goes to the table-driven walker, which says what is wrong."""
+    find = body.find
+    a = find(0)  # end of service_type; source_addr_ton/npi follow
+    b = find(0, a + 3) if a >= 0 else -1  # end of source_addr; dest ton/npi follow
+    c = find(0, b + 3) if b >= 0 else -1  # end of destination_addr; esm, pid, prio
+    d = find(0, c + 4) if c >= 0 else -1  # end of schedule_delivery_time
+    e = find(0, d + 1) if d >= 0 else -1  # end of validity_period; 5 octets follow
+    if e < 0 or e + 6 > len(body) or e + 6 + body[e + 5] > len(body):
+        return _decode_sm_reference(cls, seq, body)
+    end = e + 6 + body[e + 5]
+    return cls(
+        sequence=seq,
+        service_type=body[:a].decode("ascii", "surrogateescape"),
+        source_addr_ton=body[a + 1],
+        source_addr_npi=body[a + 2],
+        source_addr=body[a + 3 : b].decode("ascii", "surrogateescape"),
+        dest_addr_ton=body[b + 1],
+        dest_addr_npi=body[b + 2],
+        destination_addr=body[b + 3 : c].decode("ascii", "surrogateescape"),
+        esm_class=body[c + 1],
+        protocol_id=body[c + 2],
+        priority_flag=body[c + 3],
+        schedule_delivery_time=body[c + 4 : d].decode("ascii", "surrogateescape"),
+        validity_period=body[d + 1 : e].decode("ascii", "surrogateescape"),
+        registered_delivery=body[e + 1],
+        replace_if_present_flag=body[e + 2],
+        data_coding=body[e + 3],
+        sm_default_msg_id=body[e + 4],
+        short_message=body[e + 6 : end],
+        tlvs=_read_tlvs(body, end) if end < len(body) else (),
+    )
+
+
+def _decode_body(
+    command_id: int, status: int, seq: int, body: bytes, *, reference: bool = False
+) -> Event:
+    if command_id == CommandId.DELIVER_SM and not reference:
+        return _decode_sm(DeliverSm, seq, body)
+    if command_id == CommandId.SUBMIT_SM_RESP and not reference and body.find(0) == len(body) - 1:
+        # The common cases: one C-string with its NUL and nothing after it, or no
+        # body at all (an error status).
+        return SubmitSmResp(
+            sequence=seq,
+            command_status=status,
+            message_id=body[:-1].decode("ascii", "surrogateescape"),
+        )
     if command_id in (
         CommandId.BIND_TRANSMITTER,
         CommandId.BIND_RECEIVER,
@@ -501,9 +732,11 @@ def _decode_body(command_id: int, status: int, seq: int, body: bytes) -> Event:
             tlvs=_read_tlvs(body, pos),
         )
     if command_id == CommandId.SUBMIT_SM:
+        if reference:
+            return _decode_sm_reference(SubmitSm, seq, body)
         return _decode_sm(SubmitSm, seq, body)
     if command_id == CommandId.DELIVER_SM:
-        return _decode_sm(DeliverSm, seq, body)
+        return _decode_sm_reference(DeliverSm, seq, body)
     if command_id == CommandId.SUBMIT_SM_RESP:
         values, _ = _read_fields(_SM_RESP_FIELDS, body, response=True)
         return SubmitSmResp(
@@ -539,6 +772,15 @@ def decode(raw: bytes) -> Event:
     for a response) when the PDU can't be turned into an event, FramingError when
     ``raw`` is not exactly one PDU long.
     """
+    return _decode(raw, reference=False)
+
+
+def reference_decode(raw: bytes) -> Event:
+    """:func:`decode` without its fast paths (the reference they must match)."""
+    return _decode(raw, reference=True)
+
+
+def _decode(raw: bytes, *, reference: bool) -> Event:
     if len(raw) < HEADER_SIZE or int.from_bytes(raw[:4], "big") != len(raw):
         raise FramingError(
             f"decode() needs exactly one PDU; got {len(raw)} octets",
@@ -555,7 +797,7 @@ def decode(raw: bytes) -> Event:
         )
     body = raw[HEADER_SIZE:length]
     try:
-        return _decode_body(command_id, status, seq, body)
+        return _decode_body(command_id, status, seq, body, reference=reference)
     except _BodyError as exc:
         if is_response and status != CommandStatus.ESME_ROK:
             # An error response: the status is the message, the body is noise.

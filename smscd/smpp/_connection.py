@@ -298,7 +298,7 @@ class Connection:
             if isinstance(event, BindResp) and event.mode != self._machine.bind_mode:
                 raise LocalProtocolError("bind_resp mode differs from the bind it answers")
         try:
-            self._machine.next_state(self._role, etype, ok=ok, mode=mode)
+            new_state = self._machine.next_state(self._role, etype, ok=ok, mode=mode)
         except IllegalTransition as exc:
             raise LocalProtocolError(f"cannot send: {exc}") from exc
         data = encode(event)
@@ -306,7 +306,7 @@ class Connection:
             raise LocalProtocolError(
                 f"encoded PDU is {len(data)} octets, over max_pdu_size {self.max_pdu_size}"
             )
-        self._machine.apply(self._role, etype, ok=ok, mode=mode)
+        self._machine.commit(etype, new_state, mode=mode)
         if isinstance(event, _REQUEST_TYPES):
             self._outstanding[event.sequence] = event
             self._deadlines[event.sequence] = now + self.response_timeout

@@ -65,6 +65,10 @@ class Role(enum.Enum):
     #: The message centre side (the carrier, or our simulator).
     SMSC = "smsc"
 
+    # Members are singletons: hash them by identity, in C (Enum's own __hash__
+    # is Python code, and these key the transition table on every PDU).
+    __hash__ = object.__hash__
+
 
 class SessionState(enum.Enum):
     """SMPP 3.4 session states (§2.3), plus the terminal CLOSED and ERROR."""
@@ -85,6 +89,8 @@ class SessionState(enum.Enum):
     CLOSED = "closed"
     #: The byte stream broke or a write failed: the connection is unusable.
     ERROR = "error"
+
+    __hash__ = object.__hash__  # see Role
 
 
 @attrs.frozen
@@ -232,7 +238,13 @@ class SessionMachine:
         self, sender: Role, etype: type[Event], *, ok: bool = True, mode: BindMode | None = None
     ) -> SessionState:
         """Check and commit one transition; return the new state."""
-        new = self.next_state(sender, etype, ok=ok, mode=mode)
+        return self.commit(etype, self.next_state(sender, etype, ok=ok, mode=mode), mode=mode)
+
+    def commit(
+        self, etype: type[Event], new: SessionState, *, mode: BindMode | None = None
+    ) -> SessionState:
+        """Commit a transition that ``next_state`` (same arguments) returned ``new`` for,
+        with nothing applied in between."""
         if etype is Bind:
             self.bind_mode = mode
         elif self.state is SessionState.BINDING and new is SessionState.OPEN:

@@ -72,6 +72,13 @@ _GSM_ENCODE: Final[dict[str, bytes]] = {
     **{ch: bytes([_ESC, code]) for code, ch in _GSM_EXTENSION.items()},
 }
 
+#: The octets (and ASCII characters) that GSM 03.38 and ASCII read alike: letters,
+#: digits, space, LF, CR and most punctuation. A text made only of these encodes
+#: and decodes as plain ASCII, without the per-character tables.
+_SAME_AS_ASCII: Final = bytes(
+    code for code, ch in enumerate(_GSM_BASIC) if ord(ch) == code and code != _ESC
+)
+
 #: Optional parameter tags used here.
 TAG_SAR_MSG_REF_NUM: Final = 0x020C
 TAG_SAR_TOTAL_SEGMENTS: Final = 0x020E
@@ -82,6 +89,8 @@ _UDHI: Final = 0x40
 
 
 def _decode_gsm7(payload: bytes) -> str:
+    if not payload.translate(None, _SAME_AS_ASCII):
+        return payload.decode("ascii")  # the common case, by the fast path
     out: list[str] = []
     escaped = False
     for octet in payload:
@@ -122,6 +131,10 @@ def encode_gsm7(text: str) -> bytes:
 
     Raises LocalProtocolError naming the first character outside GSM 03.38.
     """
+    if text.isascii():
+        raw = text.encode("ascii")
+        if not raw.translate(None, _SAME_AS_ASCII):
+            return raw  # the common case, by the fast path
     try:
         return b"".join([_GSM_ENCODE[ch] for ch in text])
     except KeyError as exc:

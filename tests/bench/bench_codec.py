@@ -2,7 +2,10 @@
 
 Run with ``python -m tests.bench.bench_codec``. Each figure is the median of 5 runs
 of N PDUs, N chosen from a short calibration so the whole benchmark stays within a
-few seconds on a slow machine.
+few seconds on a slow machine. ``encode``/``decode`` take the codec's fast paths;
+the same PDUs through ``reference_encode``/``reference_decode`` (smpplib and the
+table-driven walker, what the fast paths must match byte for byte) are measured
+too, for comparison.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from smscd.smpp import DeliverSm, Event, SubmitSm, Tlv, decode, encode
+from smscd.smpp._codec import reference_decode, reference_encode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,27 +51,41 @@ DELIVER = DeliverSm(
 )
 
 
-def _run(event: Event, n: int, clock: Callable[[], float]) -> float:
+def _run(
+    event: Event,
+    n: int,
+    clock: Callable[[], float],
+    codec: tuple[Callable[[Event], bytes], Callable[[bytes], Event]] = (encode, decode),
+) -> float:
     """Seconds for n encode+decode round trips."""
+    enc, dec = codec
     start = clock()
     for _ in range(n):
-        decode(encode(event))
+        dec(enc(event))
     return clock() - start
 
 
-def measure(event: Event, clock: Callable[[], float] = time.perf_counter) -> tuple[float, int]:
+def measure(
+    event: Event,
+    clock: Callable[[], float] = time.perf_counter,
+    codec: tuple[Callable[[Event], bytes], Callable[[bytes], Event]] = (encode, decode),
+) -> tuple[float, int]:
     """(median PDUs per second, N) for encode+decode of ``event``."""
     probe = 200
-    per_pdu = max(_run(event, probe, clock) / probe, 1e-7)
+    per_pdu = max(_run(event, probe, clock, codec) / probe, 1e-7)
     n = max(100, int(TARGET_RUN_SECONDS / per_pdu))
-    rates = [n / max(_run(event, n, clock), 1e-9) for _ in range(RUNS)]
+    rates = [n / max(_run(event, n, clock, codec), 1e-9) for _ in range(RUNS)]
     return statistics.median(rates), n
 
 
 def main() -> None:
     for name, event in (("submit_sm", SUBMIT), ("deliver_sm", DELIVER)):
         rate, n = measure(event)
-        print(f"{name:<10} encode+decode: {rate:>10,.0f} PDUs/s (median of {RUNS} runs of {n:,})")
+        reference, _ = measure(event, codec=(reference_encode, reference_decode))
+        print(
+            f"{name:<10} encode+decode: {rate:>10,.0f} PDUs/s (median of {RUNS} runs of {n:,};"
+            f" smpplib reference path {reference:,.0f}/s)"
+        )
 
 
 if __name__ == "__main__":

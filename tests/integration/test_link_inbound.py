@@ -7,11 +7,12 @@ import functools
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+import attrs
 import pytest
 import trio
 from structlog.testing import capture_logs
 
-from smscd.link import Accepted, InboundMo, InboundReceipt, OutboundSm
+from smscd.link import Accepted, InboundMo, InboundReceipt, OutboundSm, ack_all
 from smscd.simulator import SimulatorConfig, open_simulator
 from smscd.smpp import (
     Bind,
@@ -88,6 +89,40 @@ async def test_ack_status_chosen_by_caller(
                 mo = await _receive_mo(link)
                 await mo.ack(CommandStatus.ESME_RX_T_APPN)
             assert sim.deliver_responses == [CommandStatus.ESME_RX_T_APPN]
+
+
+@attrs.define
+class _RecordingHandle:
+    statuses: list[int] = attrs.Factory(list)
+
+    async def ack(self, status: int) -> None:
+        self.statuses.append(status)
+
+
+async def test_ack_all_answers_every_item_once(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    statuses: list[int] = []
+    with trio.fail_after(5):
+        async with open_simulator() as sim, open_link(link_config(sim)) as link:
+            await link.wait_bound()
+            async with trio.open_nursery() as nursery:
+                for i in range(6):
+
+                    async def inject(i: int = i) -> None:
+                        statuses.append(await sim.inject_mo(f"8432712{i:04d}", f"BH MK {i}"))
+
+                    nursery.start_soon(inject)
+                items = [await _receive_mo(link) for _ in range(6)]
+                other = _RecordingHandle()
+                foreign = attrs.evolve(items[0], ack_handle=other)
+                await trio.sleep(0.1)
+                assert sim.deliver_responses == []
+                await ack_all([*items[:4], foreign], CommandStatus.ESME_RX_T_APPN)
+                await ack_all(items, 0)  # the first answer wins; the rest get 0
+            assert other.statuses == [CommandStatus.ESME_RX_T_APPN]
+            assert sorted(statuses) == [0, 0] + [CommandStatus.ESME_RX_T_APPN] * 4
+            assert len(sim.deliver_responses) == 6
 
 
 async def test_unacked_mo_times_out_to_rx_t_appn(

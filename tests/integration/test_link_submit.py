@@ -97,6 +97,51 @@ async def test_window_is_never_exceeded(link_config: MakeLinkConfig, open_link: 
             assert [s.text for s in sim.submitted] == [f"Reply number {i}" for i in range(20)]
 
 
+async def test_order_is_kept_when_responses_arrive_together(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    # The simulator writes the answers that are due together in one write, so
+    # several window permits come free in one read: the submits that take them
+    # must still reach the SMSC in the callers' order.
+    with trio.fail_after(10):
+        async with open_simulator() as sim, open_link(link_config(sim, window=8)) as link:
+            await link.wait_bound()
+            sim.delay_responses(0.02)
+            results = await _submit_all(link, [_mt(i) for i in range(64)])
+            assert all(isinstance(r, Accepted) for r in results)
+            assert sim.max_outstanding_seen == 8
+            assert [s.text for s in sim.submitted] == [f"Reply number {i}" for i in range(64)]
+
+
+async def test_a_submit_cancelled_in_the_line_never_reaches_the_smsc(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    with trio.fail_after(10):
+        async with open_simulator() as sim, open_link(link_config(sim, window=2)) as link:
+            await link.wait_bound()
+            sim.delay_responses(0.1)
+            results: dict[int, SubmitResult] = {}
+
+            async def one(i: int, cancel_after: float | None) -> None:
+                if cancel_after is None:
+                    results[i] = await link.submit(_mt(i))
+                else:
+                    with trio.move_on_after(cancel_after):
+                        results[i] = await link.submit(_mt(i))
+
+            async with trio.open_nursery() as nursery:
+                for i in range(10):
+                    # 3 (at the head of the line by then) and 5 give up while still queued.
+                    nursery.start_soon(one, i, 0.05 if i in (3, 5) else None)
+                    await trio.lowlevel.checkpoint()
+            assert sorted(results) == [0, 1, 2, 4, 6, 7, 8, 9]
+            assert all(isinstance(r, Accepted) for r in results.values())
+            expected = [f"Reply number {i}" for i in sorted(results)]
+            assert [s.text for s in sim.submitted] == expected
+            stats = link.statistics()
+            assert (stats.in_flight, stats.lost_in_flight, stats.reconnects) == (0, 0, 0)
+
+
 async def test_throughput_is_spaced(
     link_config: MakeLinkConfig, open_link: OpenLink, autojump_clock: trio.testing.MockClock
 ) -> None:
