@@ -45,6 +45,7 @@ event loop (cProfile) into FILE.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -70,6 +71,7 @@ from smscd.link import (
     OutboundSm,
     Rejected,
     RetryLater,
+    ack_all,
 )
 from smscd.logging import configure_logging
 from smscd.reset import PasswordHasher, Pipeline, canonical_msisdn, mask_msisdn
@@ -82,6 +84,7 @@ from smscd.store import (
     NewInbound,
     NewReceipt,
     OutboundMessage,
+    OutboundState,
     StoreError,
     StoreUnavailable,
 )
@@ -241,6 +244,8 @@ class Daemon:
     in_progress: set[int] = attrs.field(factory=set)
     outbox_wakeups: dict[str, trio.Event] = attrs.field(factory=dict)
     sender_locks: dict[str, trio.Lock] = attrs.field(factory=dict)
+    #: Per carrier: where freshly committed replies go to be submitted.
+    handoff: dict[str, trio.MemorySendChannel[OutboundMessage]] = attrs.field(factory=dict)
     stopping: bool = False
     intake_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     metrics_port: int | None = None
@@ -438,7 +443,29 @@ class Daemon:
             outcome=outcome,
             outbound_id=outbound_id,
         )
-        self.wake_outbox(mo.carrier)
+        await self.hand_off(mo, decision, outbound_id)
+
+    async def hand_off(self, mo: InboundMessage, decision: Decision, outbound_id: int) -> None:
+        """Give a reply just committed (born leased to us) straight to its
+        carrier's submitters: no claim transaction on the common path. If the
+        outbox is gone (stopping), the lease runs out and a claimer sends it."""
+        row = OutboundMessage(
+            id=outbound_id,
+            inbound_id=mo.id,
+            carrier=mo.carrier,
+            destination_addr=mo.source_addr,
+            dest_addr_ton=mo.source_addr_ton,
+            dest_addr_npi=mo.source_addr_npi,
+            body=decision.reply_text,
+            state=OutboundState.QUEUED,
+            attempts=0,
+            next_attempt_at=decision.decided_at,
+        )
+        channel = self.handoff.get(mo.carrier)
+        if channel is None:
+            return
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await channel.send(row)
 
     def decide_quickly(
         self, batch: Sequence[tuple[InboundMessage, ChargingMode]]
@@ -488,7 +515,7 @@ class Daemon:
             if decision.password_hash == _HASH_PENDING:
                 raise RuntimeError("a decision reached its commit without its password hash")
         try:
-            return list(self.store.commit_decisions(decisions))
+            return list(self.store.commit_decisions(decisions, lease_s=OUTBOX_LEASE_S))
         except StoreUnavailable:
             raise
         except StoreError:
@@ -497,7 +524,7 @@ class Daemon:
         results: list[int | Exception | None] = []
         for decision in decisions:
             try:
-                results.extend(self.store.commit_decisions([decision]))
+                results.extend(self.store.commit_decisions([decision], lease_s=OUTBOX_LEASE_S))
             except StoreError as exc:
                 results.append(exc)
         return results
@@ -527,6 +554,7 @@ class Daemon:
         structlog.contextvars.bind_contextvars(carrier=name)
         link_config = self.links[name].config
         send_row, receive_row = trio.open_memory_channel[OutboundMessage](0)
+        self.handoff[name] = send_row.clone()
         async with trio.open_nursery() as nursery:
             for _ in range(link_config.window):
                 nursery.start_soon(self.submitter, name, receive_row.clone())
@@ -776,12 +804,7 @@ class Daemon:
 
 async def _ack_all(items: Sequence[InboundMo | InboundReceipt], status: int) -> None:
     """Answer inbound items together: their responses share the link's writes."""
-    if len(items) == 1:
-        await items[0].ack(status)
-        return
-    async with trio.open_nursery() as nursery:
-        for item in items:
-            nursery.start_soon(item.ack, status)
+    await ack_all(items, status)
 
 
 def _cpu_count() -> int:

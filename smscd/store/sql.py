@@ -624,12 +624,18 @@ class SqlStore:
             )
         return outbound_id
 
-    def commit_decisions(self, decisions: Sequence[Decision]) -> list[int | None]:
+    def commit_decisions(
+        self, decisions: Sequence[Decision], *, lease_s: float | None = None
+    ) -> list[int | None]:
         """``commit_decision`` for several MOs in ONE transaction (the daemon's
         group commit). Returns each decision's outbound id, or None for an MO
         that is not RECEIVED (already decided, or unknown): nothing was written
         for that one. Any other failure (a RESET_OK for a code with no account,
-        a database error) rolls back the whole batch and raises."""
+        a database error) rolls back the whole batch and raises.
+
+        With ``lease_s`` the queued replies are born leased to the caller, who
+        submits them itself (no claim needed); if it dies first, the lease runs
+        out and any claimer sends them."""
         for decision in decisions:
             reset = decision.outcome is Outcome.RESET_OK
             if reset and (decision.password_hash is None or decision.bhxh_code is None):
@@ -673,6 +679,11 @@ class SqlStore:
                             "attempts": 0,
                             "next_attempt_at": decision.decided_at,
                             "created_at": decision.decided_at,
+                            "lease_until": (
+                                None
+                                if lease_s is None
+                                else decision.decided_at + timedelta(seconds=lease_s)
+                            ),
                         }
                         for decision, mo in flipped
                     ],

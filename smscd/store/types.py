@@ -221,7 +221,9 @@ class DecisionStore(Protocol):
     """The daemon's group commit of decisions (``ResetStore`` stays what the
     pipeline needs, one decision at a time)."""
 
-    def commit_decisions(self, decisions: Sequence[Decision]) -> list[int | None]:
+    def commit_decisions(
+        self, decisions: Sequence[Decision], *, lease_s: float | None = None
+    ) -> list[int | None]:
         """``ResetStore.commit_decision`` for several MOs in ONE transaction.
         Returns each decision's outbound id, or None where the MO was not
         RECEIVED (already decided, unknown, or decided by an earlier decision of

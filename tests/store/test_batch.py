@@ -121,6 +121,19 @@ def test_commit_decisions_skips_what_is_already_decided(store: SqlStore) -> None
     assert store.commit_decisions([]) == []
 
 
+def test_replies_born_leased_are_claimed_only_after_the_lease(store: SqlStore) -> None:
+    (mo,) = _mos(store, 1)
+    d = decision(mo, outcome=Outcome.MISMATCH)
+    (oid,) = store.commit_decisions([d], lease_s=60)
+    assert oid is not None
+    # The daemon that decided it submits it itself: nobody else may claim it...
+    assert store.claim_outbound(carrier="viettel", now=d.decided_at, limit=5, lease_s=60) == []
+    # ...unless that daemon dies and the lease runs out.
+    later = d.decided_at + timedelta(seconds=61)
+    (row,) = store.claim_outbound(carrier="viettel", now=later, limit=5, lease_s=60)
+    assert row.id == oid
+
+
 def test_a_decision_that_cannot_apply_rolls_back_the_whole_batch(store: SqlStore) -> None:
     ok_mo, orphan_mo = _mos(store, 2)
     with pytest.raises(StoreError, match=f"no account {OTHER}"):
