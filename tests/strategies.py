@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hypothesis import strategies as st
 
 from smscd.smpp import (
@@ -23,12 +25,17 @@ from smscd.smpp import (
     encode,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 __all__ = [
     "c_strings",
     "events",
+    "octets",
     "pdu_streams",
     "requests",
     "sequences",
+    "short_message_pdus",
     "statuses",
     "tlvs",
 ]
@@ -57,22 +64,27 @@ tlvs = st.lists(
 ).map(tuple)
 
 
-def _sm(cls: type[SubmitSm] | type[DeliverSm]) -> st.SearchStrategy[SubmitSm | DeliverSm]:
+def short_message_pdus(
+    cls: type[SubmitSm] | type[DeliverSm],
+    strings: Callable[[int], st.SearchStrategy[str]] = c_strings,
+) -> st.SearchStrategy[SubmitSm | DeliverSm]:
+    """submit_sm or deliver_sm with every field drawn; ``strings`` makes the
+    C-string fields (decoder-shaped by default)."""
     return st.builds(
         cls,
         sequence=sequences,
-        service_type=c_strings(5),
+        service_type=strings(5),
         source_addr_ton=octets,
         source_addr_npi=octets,
-        source_addr=c_strings(20),
+        source_addr=strings(20),
         dest_addr_ton=octets,
         dest_addr_npi=octets,
-        destination_addr=c_strings(20),
+        destination_addr=strings(20),
         esm_class=octets,
         protocol_id=octets,
         priority_flag=octets,
-        schedule_delivery_time=c_strings(16),
-        validity_period=c_strings(16),
+        schedule_delivery_time=strings(16),
+        validity_period=strings(16),
         registered_delivery=octets,
         replace_if_present_flag=octets,
         data_coding=octets,
@@ -97,8 +109,8 @@ requests: st.SearchStrategy[Event] = st.one_of(
     ),
     st.builds(Unbind, sequence=sequences),
     st.builds(EnquireLink, sequence=sequences),
-    _sm(SubmitSm),
-    _sm(DeliverSm),
+    short_message_pdus(SubmitSm),
+    short_message_pdus(DeliverSm),
 )
 
 responses: st.SearchStrategy[Event] = st.one_of(

@@ -42,11 +42,9 @@ from smscd.smpp import (
     encode_gsm7,
 )
 from smscd.smpp._codec import reference_decode, reference_encode
-from tests.strategies import events, sequences, statuses, tlvs
+from tests.strategies import events, octets, sequences, short_message_pdus, statuses
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-octets = st.integers(min_value=0, max_value=255)
 
 
 def ascii_strings(max_len: int) -> st.SearchStrategy[str]:
@@ -54,35 +52,10 @@ def ascii_strings(max_len: int) -> st.SearchStrategy[str]:
     return st.text(st.characters(min_codepoint=1, max_codepoint=127), max_size=max_len)
 
 
-def _sm(cls: type[SubmitSm] | type[DeliverSm]) -> st.SearchStrategy[SubmitSm | DeliverSm]:
-    return st.builds(
-        cls,
-        sequence=sequences,
-        service_type=ascii_strings(5),
-        source_addr_ton=octets,
-        source_addr_npi=octets,
-        source_addr=ascii_strings(20),
-        dest_addr_ton=octets,
-        dest_addr_npi=octets,
-        destination_addr=ascii_strings(20),
-        esm_class=octets,
-        protocol_id=octets,
-        priority_flag=octets,
-        schedule_delivery_time=ascii_strings(16),
-        validity_period=ascii_strings(16),
-        registered_delivery=octets,
-        replace_if_present_flag=octets,
-        data_coding=octets,
-        sm_default_msg_id=octets,
-        short_message=st.binary(max_size=254),
-        tlvs=tlvs,
-    )
-
-
 #: Every event type the fast path covers, in the common (ASCII) case.
 fast_events: st.SearchStrategy[Event] = st.one_of(
-    _sm(SubmitSm),
-    _sm(DeliverSm),
+    short_message_pdus(SubmitSm, ascii_strings),
+    short_message_pdus(DeliverSm, ascii_strings),
     st.builds(
         SubmitSmResp, sequence=sequences, command_status=statuses, message_id=ascii_strings(64)
     ),
