@@ -104,8 +104,9 @@ ResultT = TypeVar("ResultT")
 #: How long a claimed outbox row stays ours without a verdict (then another
 #: claimer, or this one after a restart, may submit it again).
 OUTBOX_LEASE_S = 60.0
-#: Poll period of the outbox claimer when nobody wakes it (retries come due,
-#: other daemons sharing a PostgreSQL store queue replies).
+#: Poll period of the outbox claimer. Fresh replies are handed to the submitters
+#: directly; the claimer picks up retries as they come due, replies whose lease
+#: ran out, and work queued by other daemons sharing a PostgreSQL store.
 OUTBOX_POLL_S = 0.5
 #: Retry schedule of a reply the SMSC asked us to send later.
 RETRY_BASE_S = 2.0
@@ -242,7 +243,6 @@ class Daemon:
     )
     #: MO ids handed to a worker and not finished (so recovery skips them).
     in_progress: set[int] = attrs.field(factory=set)
-    outbox_wakeups: dict[str, trio.Event] = attrs.field(factory=dict)
     sender_locks: dict[str, trio.Lock] = attrs.field(factory=dict)
     #: Per carrier: where freshly committed replies go to be submitted.
     handoff: dict[str, trio.MemorySendChannel[OutboundMessage]] = attrs.field(factory=dict)
@@ -266,9 +266,6 @@ class Daemon:
 
     async def db(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         return await trio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self.db_limiter)
-
-    def wake_outbox(self, carrier: str) -> None:
-        self.outbox_wakeups.setdefault(carrier, trio.Event()).set()
 
     # --- intake --------------------------------------------------------------------
 
@@ -332,9 +329,9 @@ class Daemon:
                     matched = await self.db(self.store.record_receipts, news)
                 except StoreError as exc:
                     log.warning("receipt_store_failed", error=str(exc), count=len(batch))
-                    await _ack_all([item for _name, item in batch], CommandStatus.ESME_RX_T_APPN)
+                    await ack_all([item for _name, item in batch], CommandStatus.ESME_RX_T_APPN)
                     continue
-                await _ack_all([item for _name, item in batch], 0)
+                await ack_all([item for _name, item in batch], 0)
                 for (name, item), outbound_id in zip(batch, matched, strict=True):
                     receipt = item.receipt
                     self.metrics.receipts.labels(carrier=name, stat=receipt.stat).inc()
@@ -370,13 +367,13 @@ class Daemon:
                 except StoreError as exc:
                     # Invariant 1: nothing unstored is acknowledged with 0.
                     log.error("mo_store_failed", error=str(exc), count=len(batch))
-                    await _ack_all([p.item for p in batch], CommandStatus.ESME_RX_T_APPN)
+                    await ack_all([p.item for p in batch], CommandStatus.ESME_RX_T_APPN)
                     for pending in batch:
                         self.metrics.mo.labels(
                             carrier=pending.new.carrier, outcome="tempfail"
                         ).inc()
                     continue
-                await _ack_all([p.item for p in batch], 0)
+                await ack_all([p.item for p in batch], 0)
                 for row in stored:
                     if row.state is InboundState.DUPLICATE:
                         self.metrics.mo.labels(carrier=row.carrier, outcome="duplicate").inc()
@@ -561,7 +558,6 @@ class Daemon:
             receive_row.close()
             async with send_row:
                 while not self.stopping:
-                    wakeup = self.outbox_wakeups.setdefault(name, trio.Event())
                     try:
                         rows = await self.db(
                             self.store.claim_outbound,
@@ -576,13 +572,7 @@ class Daemon:
                     for row in rows:
                         await send_row.send(row)
                     if len(rows) < link_config.window:
-                        if wakeup.is_set():
-                            self.outbox_wakeups[name] = trio.Event()
-                            continue
-                        with trio.move_on_after(OUTBOX_POLL_S):
-                            await wakeup.wait()
-                        if wakeup.is_set():
-                            self.outbox_wakeups[name] = trio.Event()
+                        await trio.sleep(OUTBOX_POLL_S)
 
     async def submitter(
         self, name: str, receive_row: trio.MemoryReceiveChannel[OutboundMessage]
@@ -714,7 +704,7 @@ class Daemon:
         """SIGHUP: reply texts and rate limits from the same file; a bad file is
         logged and the running configuration kept."""
         try:
-            fresh = load_config_path(self.config.source)
+            fresh = load_config(Path(self.config.source))
         except ConfigError as exc:
             log.error("config_reload_failed", error=str(exc))
             return
@@ -802,17 +792,8 @@ class Daemon:
                     nursery.start_soon(self.intake, name, send_mo.clone(), send_receipt.clone())
 
 
-async def _ack_all(items: Sequence[InboundMo | InboundReceipt], status: int) -> None:
-    """Answer inbound items together: their responses share the link's writes."""
-    await ack_all(items, status)
-
-
 def _cpu_count() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-
-
-def load_config_path(source: str) -> Config:
-    return load_config(Path(source))
 
 
 def build(config: Config) -> Daemon:
