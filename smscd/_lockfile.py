@@ -11,25 +11,16 @@ from __future__ import annotations
 
 import fcntl
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import make_url
+if TYPE_CHECKING:
+    from pathlib import Path
 
-__all__ = ["AlreadyRunning", "DaemonLock", "sqlite_path"]
+__all__ = ["AlreadyRunning", "DaemonLock"]
 
 
 class AlreadyRunning(Exception):
     """Another daemon holds the store."""
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a SQLite URL; None for other databases or memory."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        return None
-    if parsed.database == ":memory:":
-        return None
-    return Path(parsed.database)
 
 
 class DaemonLock:

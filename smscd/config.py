@@ -22,6 +22,7 @@ from smscd.link import BindKind, LinkConfig
 from smscd.reset import ResetPolicy, TemplateError, Templates
 from smscd.smpp import IdFormat
 from smscd.store import ChargingMode
+from smscd.store.sql import masked_url
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -370,16 +371,6 @@ def load_config(path: Path) -> Config:
     return parse_config(data, source=source)
 
 
-def _mask_url(url: str) -> str:
-    # postgresql+psycopg://user:secret@host/db -> postgresql+psycopg://user:***@host/db
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _at, host = rest.rpartition("@")
-    user, colon, _ = creds.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
-
-
 def render_effective(config: Config) -> str:
     """The effective configuration as TOML, secrets masked."""
     lines = [
@@ -388,7 +379,7 @@ def render_effective(config: Config) -> str:
         f'short_code = "{config.short_code}"',
         "",
         "[database]",
-        f'url = "{_mask_url(config.database_url)}"',
+        f'url = "{masked_url(config.database_url)}"',
         f"retention_days = {config.retention_days}",
         "",
     ]

@@ -60,7 +60,7 @@ import trio
 
 from smscd import _metrics
 from smscd._http import serve_http
-from smscd._lockfile import AlreadyRunning, DaemonLock, sqlite_path
+from smscd._lockfile import AlreadyRunning, DaemonLock
 from smscd._systemd import Notifier, watchdog_interval
 from smscd.config import Config, ConfigError, load_config
 from smscd.link import (
@@ -88,7 +88,7 @@ from smscd.store import (
     StoreError,
     StoreUnavailable,
 )
-from smscd.store.sql import SchemaNotCurrent, SqlStore, open_store
+from smscd.store.sql import SchemaNotCurrent, SqlStore, open_store, sqlite_path
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence

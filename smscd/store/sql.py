@@ -67,6 +67,7 @@ from smscd.store._engine import (
     SchemaNotCurrent,
     create_store_engine,
     masked_url,
+    sqlite_path,
 )
 from smscd.store.migrate import current_revision_of, head_revision, upgrade
 from smscd.store.models import (
@@ -111,7 +112,9 @@ __all__ = [
     "SchemaNotCurrent",
     "SqlStore",
     "mask_body",
+    "masked_url",
     "open_store",
+    "sqlite_path",
 ]
 
 #: Reports count days in Vietnam (UTC+7 all year, no daylight saving).
