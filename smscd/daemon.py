@@ -74,9 +74,17 @@ from smscd.link import (
     ack_all,
 )
 from smscd.logging import configure_logging
-from smscd.reset import PasswordHasher, Pipeline, canonical_msisdn, mask_msisdn
+from smscd.reset import (
+    PasswordHasher,
+    Pipeline,
+    ResetRequest,
+    canonical_msisdn,
+    mask_msisdn,
+    parse_message,
+)
 from smscd.smpp import CommandStatus
 from smscd.store import (
+    Account,
     ChargingMode,
     Decision,
     InboundMessage,
@@ -85,13 +93,15 @@ from smscd.store import (
     NewReceipt,
     OutboundMessage,
     OutboundState,
+    ResetCounts,
+    ResetStore,
     StoreError,
     StoreUnavailable,
 )
 from smscd.store.sql import SchemaNotCurrent, SqlStore, open_store, sqlite_path
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 __all__ = ["Daemon", "run"]
 
@@ -149,6 +159,36 @@ class _PasswordCatcher:
     def hash(self, password: str) -> str:
         self.password = password
         return _HASH_PENDING
+
+
+@attrs.frozen
+class _BatchReads:
+    """The store as the pipeline sees it while it decides one batch: the
+    accounts the batch's messages name were read in one query beforehand
+    (``SqlStore.find_accounts``) instead of one query per message."""
+
+    store: SqlStore
+    accounts: Mapping[str, Account | None]
+
+    @classmethod
+    def prefetch(cls, store: SqlStore, texts: Iterable[str]) -> _BatchReads:
+        codes = [p.code for p in map(parse_message, texts) if isinstance(p, ResetRequest)]
+        return cls(store, store.find_accounts(codes))
+
+    def find_account(self, bhxh_code: str) -> Account | None:
+        if bhxh_code in self.accounts:
+            return self.accounts[bhxh_code]
+        return self.store.find_account(bhxh_code)
+
+    def reset_counts(
+        self, *, msisdn: str, bhxh_code: str, day_start: datetime, month_start: datetime
+    ) -> ResetCounts:
+        return self.store.reset_counts(
+            msisdn=msisdn, bhxh_code=bhxh_code, day_start=day_start, month_start=month_start
+        )
+
+    def commit_decision(self, decision: Decision) -> int:
+        return self.store.commit_decision(decision)
 
 
 @attrs.frozen(kw_only=True)
@@ -472,11 +512,15 @@ class Daemon:
         pipeline = attrs.evolve(self.pipeline, hasher=catcher)
         results: list[tuple[Decision, int | None] | _NeedsHash | Exception] = []
         decided: list[tuple[int, Decision]] = []
+        try:
+            store: ResetStore = _BatchReads.prefetch(self.store, (mo.text for mo, _c in batch))
+        except StoreError as exc:
+            return [exc] * len(batch)
         for mo, charging in batch:
             catcher.password = None
             try:
                 decision = pipeline.decide(
-                    mo, self.store, charging=charging, charge_vnd=self.config.charge_vnd
+                    mo, store, charging=charging, charge_vnd=self.config.charge_vnd
                 )
             except StoreError as exc:
                 results.append(exc)

@@ -186,6 +186,17 @@ def test_find_account(store: SqlStore) -> None:
     assert account.password_hash is None
 
 
+def test_find_accounts_answers_every_code_asked_for_in_one_call(store: SqlStore) -> None:
+    add_account(store)
+    add_account(store, "0000000001", "84912345678")
+    found = store.find_accounts([CODE, "9999999999", CODE, "0000000001"])
+    assert found.keys() == {CODE, "9999999999", "0000000001"}
+    assert found["9999999999"] is None
+    assert found[CODE] == store.find_account(CODE)
+    assert found["0000000001"] == store.find_account("0000000001")
+    assert store.find_accounts([]) == {}
+
+
 def test_sql_store_satisfies_the_protocols(store: SqlStore) -> None:
     from smscd.store.types import IntakeStore, OutboxStore, ResetStore
 
