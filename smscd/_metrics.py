@@ -4,7 +4,7 @@ state, so tests can run several daemons in one interpreter)."""
 from __future__ import annotations
 
 import attrs
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Summary, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -26,6 +26,7 @@ class Metrics:
     outbox_depth: Gauge = attrs.field(init=False)
     window_in_use: Gauge = attrs.field(init=False)
     link_up: Gauge = attrs.field(init=False)
+    hash_cpu: Summary = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         r = self.registry
@@ -49,6 +50,11 @@ class Metrics:
             "smscd_window_in_use", "Requests in flight", ["carrier"], registry=r
         )
         self.link_up = Gauge("smscd_link_bound", "1 when the bind is up", ["carrier"], registry=r)
+        self.hash_cpu = Summary(
+            "smscd_password_hash_cpu_seconds",
+            "CPU time of the hashing thread per new password (argon2id)",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -27,7 +27,15 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
     from pathlib import Path
 
-__all__ = ["ACCOUNTS", "DaemonProcess", "free_port", "open_daemon", "write_config"]
+__all__ = [
+    "ACCOUNTS",
+    "DaemonProcess",
+    "free_port",
+    "http_get",
+    "metric_value",
+    "open_daemon",
+    "write_config",
+]
 
 #: (code, registered phone, e_transaction)
 ACCOUNTS: tuple[tuple[str, str, str], ...] = (
@@ -213,3 +221,22 @@ async def open_daemon(
             if daemon.process.returncode is None:
                 daemon.signal(signal.SIGKILL)
             nursery.cancel_scope.cancel()
+
+
+async def http_get(port: int, path: str) -> tuple[int, bytes]:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def metric_value(page: bytes, name: str) -> float:
+    """The value of an unlabelled sample ``name`` on a Prometheus text page."""
+    for line in page.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise KeyError(name)
