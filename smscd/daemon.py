@@ -4,39 +4,46 @@ Theory of operation
 -------------------
 One trio nursery holds every task of the process::
 
-    link.run xcarrier ──inbound()──▶ intake xcarrier ──┬─ MOs ──▶ committer ──▶ decide channel
+    link.run xcarrier ──inbound()──▶ intake xcarrier ──┬─ MOs ──▶ committer ──┬─▶ hand-off
+                                                       │                      └─▶ decide channel
                                                        └─ receipts ──▶ receipt recorder
     decide channel ──▶ worker xN ──▶ first pass, batched (decide without hashing; commit
-                                     what needs no hash) ──▶ resets: hash + commit
-    outbox claimer xcarrier ──▶ submitter xwindow ──link.submit──▶ mark accepted/retry/failed
+                                     what needs no hash) ──▶ resets: hash, commit ──▶ hand-off
+    hand-off / outbox claimer xcarrier ──▶ submitter xwindow ──link.submit──▶ accepted/retry/failed
     recovery (RECEIVED MOs left by a crash), watchdog, metrics, signals
 
 Durability is decided by the order of three things per MO: it is committed
-(``store_inbound``, one transaction for a batch: the group commit), *then* its
-deliver_sm_resp goes out with status 0, *then* it is decided. A crash before the
-commit means the SMSC never got a 0 and redelivers; a crash after it leaves a
-RECEIVED row that ``recovery`` feeds to the workers on the next start. The
-decision, password change, queued reply and charge are one transaction in the
-store, so a crash mid-decision changes nothing. Replies are claimed from the
-outbox with a lease and marked ACCEPTED only after the SMSC's submit_sm_resp: a
-crash between the two resends that reply once after the lease (at-least-once for
-exactly that window; the link counts in-flight submits lost with a connection).
-Receipts, like MOs, are acknowledged only after their batch is committed.
+(``store_and_decide``, one transaction for a batch: the group commit), *then*
+its deliver_sm_resp goes out with status 0, *then* its reply is submitted. A
+crash before the commit means the SMSC never got a 0 and redelivers; a crash
+after it leaves either a queued reply (leased to the dead daemon; the next
+start frees the lease) or a RECEIVED row that ``recovery`` feeds to the workers
+on the next start. The decision, password change, queued reply and charge are
+one transaction in the store, so a crash mid-decision changes nothing. Replies
+are marked ACCEPTED only after the SMSC's submit_sm_resp: a crash between the
+two resends that reply once after the lease (at-least-once for exactly that
+window; the link counts in-flight submits lost with a connection). Receipts,
+like MOs, are acknowledged only after their batch is committed.
 
 Throughput comes from batching, because with SQLite every transaction and every
 thread hop costs the one core the GIL gives us. Each write path is a group
 commit: whatever waits while one transaction runs goes into the next one
 (``committer`` and ``receipt_recorder`` are tasks that drain a channel;
 decisions and acceptances use ``_GroupCommit``, where the first waiter writes
-for everyone). A decision's first pass runs ``Pipeline.decide`` for a batch of
-MOs in one thread with a hasher that only catches the new password: mismatch
-and help replies are committed right there (one thread hop and one transaction
-for the batch); a reset comes back with its password, is hashed in a thread of
-``hash_limiter`` (sized to the cores; the thread only hashes, so no core waits
-for the database) and committed by a group commit of its own. The
-sender's lock (``sender_locks``) is held from the first pass to the commit, so
-two MOs of one number are never decided at once (the rate-limit check and the
-commit are separate store calls).
+for everyone). Most MOs (help, invalid code, mismatch: every one that does not
+come from the registered phone of its code) are decided in their intake
+transaction (``decide_at_once``): their decision needs neither a hash nor the
+sender's rate-limit counts, so nothing can race it. The others go to the
+workers. A worker's first pass runs ``Pipeline.decide`` for a batch of MOs in
+one thread with a hasher that only catches the new password (a RATE_LIMITED
+decision is committed right there); a reset comes back with its password, is
+hashed in a thread of ``hash_limiter`` (sized to the cores; the thread only
+hashes, so no core waits for the database) and committed by a group commit of
+its own. The sender's lock (``sender_locks``) is held from the first pass to
+the commit, so two MOs of one number are never decided at once (the rate-limit
+check and the commit are separate store calls). Every committed reply is born
+leased to this daemon and handed straight to its carrier's submitters; the
+claimer takes the rest (retries, leases run out, other daemons' work).
 
 Blocking calls (SQL, argon2) run in threads: database calls through
 ``db_limiter``, hashing through ``hash_limiter``, so the event loop keeps
@@ -163,6 +170,34 @@ class _PasswordCatcher:
         return _HASH_PENDING
 
 
+class _OwnerWaits(Exception):
+    """Raised from the pipeline's rate-limit read at intake: the MO comes from
+    the registered phone of its code, so it is decided by a worker, under the
+    sender's lock."""
+
+
+class _NoHasher:
+    """The hasher of decisions made at intake, which never reach the hash."""
+
+    def hash(self, password: str) -> str:
+        raise AssertionError("a decision made at intake reached the hash")
+
+
+def _reply_row(mo: InboundMessage, decision: Decision, outbound_id: int) -> OutboundMessage:
+    return OutboundMessage(
+        id=outbound_id,
+        inbound_id=mo.id,
+        carrier=mo.carrier,
+        destination_addr=mo.source_addr,
+        dest_addr_ton=mo.source_addr_ton,
+        dest_addr_npi=mo.source_addr_npi,
+        body=decision.reply_text,
+        state=OutboundState.QUEUED,
+        attempts=0,
+        next_attempt_at=decision.decided_at,
+    )
+
+
 @attrs.frozen
 class _BatchReads:
     """The store as the pipeline sees it while it decides one batch: the
@@ -171,11 +206,15 @@ class _BatchReads:
 
     store: SqlStore
     accounts: Mapping[str, Account | None]
+    #: At intake: an MO that gets as far as the rate limits raises _OwnerWaits.
+    owners_wait: bool = False
 
     @classmethod
-    def prefetch(cls, store: SqlStore, texts: Iterable[str]) -> _BatchReads:
+    def prefetch(
+        cls, store: SqlStore, texts: Iterable[str], *, owners_wait: bool = False
+    ) -> _BatchReads:
         codes = [p.code for p in map(parse_message, texts) if isinstance(p, ResetRequest)]
-        return cls(store, store.find_accounts(codes))
+        return cls(store, store.find_accounts(codes), owners_wait)
 
     def find_account(self, bhxh_code: str) -> Account | None:
         if bhxh_code in self.accounts:
@@ -185,6 +224,8 @@ class _BatchReads:
     def reset_counts(
         self, *, msisdn: str, bhxh_code: str, day_start: datetime, month_start: datetime
     ) -> ResetCounts:
+        if self.owners_wait:
+            raise _OwnerWaits
         return self.store.reset_counts(
             msisdn=msisdn, bhxh_code=bhxh_code, day_start=day_start, month_start=month_start
         )
@@ -403,11 +444,7 @@ class Daemon:
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 try:
-                    stored = await self.db(
-                        self.store.store_inbound,
-                        [p.new for p in batch],
-                        duplicate_window_s=self.config.reset.duplicate_window,
-                    )
+                    stored = await self.db(self.intake_batch, [p.new for p in batch])
                 except StoreError as exc:
                     # Invariant 1: nothing unstored is acknowledged with 0.
                     log.error("mo_store_failed", error=str(exc), count=len(batch))
@@ -418,7 +455,8 @@ class Daemon:
                         ).inc()
                     continue
                 await ack_all([p.item for p in batch], 0)
-                for row in stored:
+                overflow: list[int] = []
+                for row, decision, outbound_id in stored:
                     if row.state is InboundState.DUPLICATE:
                         self.metrics.mo.labels(carrier=row.carrier, outcome="duplicate").inc()
                         log.info(
@@ -427,9 +465,61 @@ class Daemon:
                             carrier=row.carrier,
                             msisdn=mask_msisdn(row.source_addr),
                         )
-                        continue
-                    self.in_progress.add(row.id)
-                    await send_decide.send(row)
+                    elif decision is not None and outbound_id is not None:
+                        self.decided(row, decision, outbound_id)
+                        if not self.hand_off_now(row, decision, outbound_id):
+                            overflow.append(outbound_id)
+                    else:
+                        self.in_progress.add(row.id)
+                        await send_decide.send(row)
+                if overflow:
+                    # No submitter free and the hand-off buffer full: let the
+                    # claimer take these now rather than when their lease ends.
+                    with contextlib.suppress(StoreError):
+                        await self.db(self.store.release_leases, overflow)
+
+    def intake_batch(
+        self, batch: Sequence[NewInbound]
+    ) -> list[tuple[InboundMessage, Decision | None, int | None]]:
+        """Blocking: commit a batch of MOs, with every decision that needs
+        neither a hash nor the sender's rate-limit counts (help, invalid code,
+        mismatch) made in the same transaction (``decide_at_once``). The others
+        (an MO from the registered phone of its code) stay RECEIVED for the
+        workers, which decide them one at a time per sender."""
+        return self.store.store_and_decide(
+            batch,
+            duplicate_window_s=self.config.reset.duplicate_window,
+            decide=self.decide_at_once,
+            lease_s=OUTBOX_LEASE_S,
+        )
+
+    def decide_at_once(self, batch: Sequence[InboundMessage]) -> list[Decision | None]:
+        """Blocking, inside the intake transaction: the decisions of ``batch``
+        that can be made without the sender's lock; None for the others."""
+        try:
+            store = _BatchReads.prefetch(self.store, (mo.text for mo in batch), owners_wait=True)
+        except StoreError as exc:
+            log.warning("intake_lookup_failed", error=str(exc), count=len(batch))
+            return [None] * len(batch)
+        pipeline = attrs.evolve(self.pipeline, hasher=_NoHasher())
+        decisions: list[Decision | None] = []
+        for mo in batch:
+            try:
+                decisions.append(
+                    pipeline.decide(
+                        mo,
+                        store,
+                        charging=self.charging(mo.carrier),
+                        charge_vnd=self.config.charge_vnd,
+                    )
+                )
+            except (_OwnerWaits, StoreError):
+                decisions.append(None)
+        return decisions
+
+    def charging(self, carrier: str) -> ChargingMode:
+        smsc = self.config.smsc(carrier) if carrier in self.links else None
+        return smsc.charging if smsc is not None else self.config.smscs[0].charging
 
     # --- decisions -------------------------------------------------------------------
 
@@ -457,10 +547,8 @@ class Daemon:
         of the code, within the limits) comes back with its password, which is
         hashed in a thread of ``hash_limiter``, then committed with the other
         resets waiting (``reset_commits``)."""
-        smsc = self.config.smsc(mo.carrier) if mo.carrier in self.links else None
-        charging = smsc.charging if smsc is not None else self.config.smscs[0].charging
         try:
-            quick = await self.quick_decisions.submit((mo, charging))
+            quick = await self.quick_decisions.submit((mo, self.charging(mo.carrier)))
             if isinstance(quick, _NeedsHash):
                 # The hash thread only hashes: a core is never left idle while
                 # a reset waits for the database.
@@ -477,9 +565,17 @@ class Daemon:
             return
         if outbound_id is None:
             return  # decided elsewhere (another daemon, an earlier run)
+        self.decided(mo, decision, outbound_id)
+        channel = self.handoff.get(mo.carrier)
+        if channel is not None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await channel.send(_reply_row(mo, decision, outbound_id))
+
+    def decided(self, mo: InboundMessage, decision: Decision, outbound_id: int) -> None:
+        """Count and log a committed decision."""
         outcome = decision.outcome.value
         self.metrics.mo.labels(carrier=mo.carrier, outcome=outcome).inc()
-        if decision.charging.value == "mo":
+        if decision.charging is ChargingMode.MO:
             self.metrics.charges.labels(carrier=mo.carrier).inc(decision.charge_vnd)
         log.info(
             "reset_decided",
@@ -489,29 +585,23 @@ class Daemon:
             outcome=outcome,
             outbound_id=outbound_id,
         )
-        await self.hand_off(mo, decision, outbound_id)
 
-    async def hand_off(self, mo: InboundMessage, decision: Decision, outbound_id: int) -> None:
+    def hand_off_now(self, mo: InboundMessage, decision: Decision, outbound_id: int) -> bool:
         """Give a reply just committed (born leased to us) straight to its
-        carrier's submitters: no claim transaction on the common path. If the
-        outbox is gone (stopping), the lease runs out and a claimer sends it."""
-        row = OutboundMessage(
-            id=outbound_id,
-            inbound_id=mo.id,
-            carrier=mo.carrier,
-            destination_addr=mo.source_addr,
-            dest_addr_ton=mo.source_addr_ton,
-            dest_addr_npi=mo.source_addr_npi,
-            body=decision.reply_text,
-            state=OutboundState.QUEUED,
-            attempts=0,
-            next_attempt_at=decision.decided_at,
-        )
+        carrier's submitters: no claim transaction on the common path. False
+        if they are all busy and their buffer is full (the caller frees the
+        lease). If the outbox is gone (stopping), the lease runs out and a
+        claimer sends the reply."""
         channel = self.handoff.get(mo.carrier)
         if channel is None:
-            return
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await channel.send(row)
+            return True
+        try:
+            channel.send_nowait(_reply_row(mo, decision, outbound_id))
+        except trio.WouldBlock:
+            return False
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        return True
 
     def decide_quickly(
         self, batch: Sequence[tuple[InboundMessage, ChargingMode]]
@@ -600,7 +690,9 @@ class Daemon:
         """Claim queued replies of one carrier and submit them, ``window`` at a time."""
         structlog.contextvars.bind_contextvars(carrier=name)
         link_config = self.links[name].config
-        send_row, receive_row = trio.open_memory_channel[OutboundMessage](0)
+        # A window's worth of replies may wait for a free submitter (the
+        # committer hands off without waiting; see hand_off_now).
+        send_row, receive_row = trio.open_memory_channel[OutboundMessage](link_config.window)
         self.handoff[name] = send_row.clone()
         async with trio.open_nursery() as nursery:
             for _ in range(link_config.window):

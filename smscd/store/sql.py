@@ -99,7 +99,7 @@ from smscd.store.types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from sqlalchemy.engine import Connection, Engine
 
@@ -202,6 +202,15 @@ def _as_date(value: Any) -> date:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value))
+
+
+def _check_decisions(decisions: Iterable[Decision]) -> None:
+    for decision in decisions:
+        reset = decision.outcome is Outcome.RESET_OK
+        if reset and (decision.password_hash is None or decision.bhxh_code is None):
+            raise ValueError("a RESET_OK decision needs a code and a password hash")
+        if not reset and decision.password_hash is not None:
+            raise ValueError("only a RESET_OK decision carries a password hash")
 
 
 def _inbound_from_row(row: Any) -> InboundMessage:
@@ -686,13 +695,7 @@ class SqlStore:
         With ``lease_s`` the queued replies are born leased to the caller, who
         submits them itself (no claim needed); if it dies first, the lease runs
         out and any claimer sends them."""
-        for decision in decisions:
-            reset = decision.outcome is Outcome.RESET_OK
-            if reset and (decision.password_hash is None or decision.bhxh_code is None):
-                raise ValueError("a RESET_OK decision needs a code and a password hash")
-            if not reset and decision.password_hash is not None:
-                raise ValueError("only a RESET_OK decision carries a password hash")
-        results: dict[int, int | None] = {}
+        _check_decisions(decisions)
         if not decisions:
             return []
         with self._write() as conn:
@@ -701,68 +704,80 @@ class SqlStore:
                 if len(decisions) == 1
                 else self._flip_many(conn, decisions)
             )
-            for decision, _mo in flipped:
-                if decision.outcome is not Outcome.RESET_OK:
-                    continue
-                changed = conn.execute(
-                    _SET_PASSWORD,
-                    {
-                        "p_code": decision.bhxh_code,
-                        "p_hash": decision.password_hash,
-                        "p_at": decision.decided_at,
-                    },
-                ).rowcount
-                if changed != 1:
-                    raise StoreError(f"no account {decision.bhxh_code} to reset")
-            if flipped:
-                queued = conn.execute(
-                    _QUEUE_REPLY,
-                    [
-                        {
-                            "inbound_id": decision.inbound_id,
-                            "carrier": mo.carrier,
-                            "destination_addr": mo.source_addr,
-                            "dest_addr_ton": mo.source_addr_ton,
-                            "dest_addr_npi": mo.source_addr_npi,
-                            "body": decision.reply_text,
-                            "state": OutboundState.QUEUED.value,
-                            "attempts": 0,
-                            "next_attempt_at": decision.decided_at,
-                            "created_at": decision.decided_at,
-                            "lease_until": (
-                                None
-                                if lease_s is None
-                                else decision.decided_at + timedelta(seconds=lease_s)
-                            ),
-                        }
-                        for decision, mo in flipped
-                    ],
-                ).all()
-                results.update((row.inbound_id, row.id) for row in queued)
-                conn.execute(
-                    _RECORD_CHARGE,
-                    [
-                        {
-                            "inbound_id": decision.inbound_id,
-                            "carrier": mo.carrier,
-                            "amount_vnd": decision.charge_vnd,
-                            "mode": decision.charging.value,
-                            "state": "final" if decision.charging is ChargingMode.MO else "pending",
-                            "created_at": decision.decided_at,
-                            "finalized_at": (
-                                decision.decided_at
-                                if decision.charging is ChargingMode.MO
-                                else None
-                            ),
-                        }
-                        for decision, mo in flipped
-                    ],
-                )
+            results = self._apply_decisions(conn, flipped, lease_s=lease_s)
         # The first decision of an MO wins; a second one in the same batch is None.
         answers: list[int | None] = []
         for decision in decisions:
             answers.append(results.pop(decision.inbound_id, None))
         return answers
+
+    def _apply_decisions(
+        self,
+        conn: Connection,
+        flipped: Sequence[tuple[Decision, InboundMessage | Any]],
+        *,
+        lease_s: float | None,
+    ) -> dict[int, int]:
+        """The writes of decisions whose MOs were just flipped to DECIDED: the new
+        passwords, the queued replies, the charges. Returns the outbound id of
+        each MO id."""
+        if not flipped:
+            return {}
+        for decision, _mo in flipped:
+            if decision.outcome is not Outcome.RESET_OK:
+                continue
+            changed = conn.execute(
+                _SET_PASSWORD,
+                {
+                    "p_code": decision.bhxh_code,
+                    "p_hash": decision.password_hash,
+                    "p_at": decision.decided_at,
+                },
+            ).rowcount
+            if changed != 1:
+                raise StoreError(f"no account {decision.bhxh_code} to reset")
+        queued = conn.execute(
+            _QUEUE_REPLY,
+            [
+                {
+                    "inbound_id": decision.inbound_id,
+                    "carrier": mo.carrier,
+                    "destination_addr": mo.source_addr,
+                    "dest_addr_ton": mo.source_addr_ton,
+                    "dest_addr_npi": mo.source_addr_npi,
+                    "body": decision.reply_text,
+                    "state": OutboundState.QUEUED.value,
+                    "attempts": 0,
+                    "next_attempt_at": decision.decided_at,
+                    "created_at": decision.decided_at,
+                    "lease_until": (
+                        None
+                        if lease_s is None
+                        else decision.decided_at + timedelta(seconds=lease_s)
+                    ),
+                }
+                for decision, mo in flipped
+            ],
+        ).all()
+        results = {row.inbound_id: row.id for row in queued}
+        conn.execute(
+            _RECORD_CHARGE,
+            [
+                {
+                    "inbound_id": decision.inbound_id,
+                    "carrier": mo.carrier,
+                    "amount_vnd": decision.charge_vnd,
+                    "mode": decision.charging.value,
+                    "state": "final" if decision.charging is ChargingMode.MO else "pending",
+                    "created_at": decision.decided_at,
+                    "finalized_at": (
+                        decision.decided_at if decision.charging is ChargingMode.MO else None
+                    ),
+                }
+                for decision, mo in flipped
+            ],
+        )
+        return results
 
     @staticmethod
     def _flip_one(conn: Connection, decision: Decision) -> list[tuple[Decision, Any]]:
@@ -820,67 +835,130 @@ class SqlStore:
     ) -> list[InboundMessage]:
         if not batch:
             return []
+        with self._write() as conn:
+            return self._insert_inbound(conn, batch, duplicate_window_s=duplicate_window_s)
+
+    def store_and_decide(
+        self,
+        batch: Sequence[NewInbound],
+        *,
+        duplicate_window_s: float,
+        decide: Callable[[Sequence[InboundMessage]], Sequence[Decision | None]],
+        lease_s: float | None = None,
+    ) -> list[tuple[InboundMessage, Decision | None, int | None]]:
+        """``store_inbound`` and, in the same transaction, the decisions that
+        ``decide`` can make at once: it is called inside the transaction with
+        the batch's new RECEIVED MOs (duplicates left out) and returns a
+        Decision, or None for an MO to leave RECEIVED (to be decided later).
+        Returns each stored MO (its state as committed) with its decision and
+        the outbound id of its reply (None where undecided). One transaction
+        instead of two for every MO answered at once: the daemon's intake.
+
+        ``decide`` must not hash (no RESET_OK: a new password waits for no
+        transaction); an exception from it rolls the whole batch back."""
+        if not batch:
+            return []
+        with self._write() as conn:
+            stored = self._insert_inbound(conn, batch, duplicate_window_s=duplicate_window_s)
+            fresh = [mo for mo in stored if mo.state is InboundState.RECEIVED]
+            decided = [
+                (decision, mo)
+                for mo, decision in zip(fresh, decide(fresh), strict=True)
+                if decision is not None
+            ]
+            _check_decisions(decision for decision, _mo in decided)
+            if any(decision.outcome is Outcome.RESET_OK for decision, _mo in decided):
+                raise ValueError("store_and_decide does not take a RESET_OK decision")
+            if decided:
+                conn.execute(
+                    _DECIDE_MANY,
+                    [
+                        {
+                            "mo_id": mo.id,
+                            "p_outcome": decision.outcome.value,
+                            "p_code": decision.bhxh_code,
+                            "p_at": decision.decided_at,
+                        }
+                        for decision, mo in decided
+                    ],
+                )
+            outbound = self._apply_decisions(conn, decided, lease_s=lease_s)
+        decisions = {mo.id: decision for decision, mo in decided}
+        return [
+            (
+                attrs.evolve(mo, state=InboundState.DECIDED, outcome=decisions[mo.id].outcome)
+                if mo.id in decisions
+                else mo,
+                decisions.get(mo.id),
+                outbound.get(mo.id),
+            )
+            for mo in stored
+        ]
+
+    def _insert_inbound(
+        self, conn: Connection, batch: Sequence[NewInbound], *, duplicate_window_s: float
+    ) -> list[InboundMessage]:
         window = timedelta(seconds=duplicate_window_s)
         # The original of each MO if it is a redelivery: (False, id) of a stored
         # MO, or (True, index) of an MO earlier in this batch (its id is known
         # only after the insert; its redeliveries point at it right after).
         originals: list[tuple[bool, int] | None] = []
-        with self._write() as conn:
-            if duplicate_window_s > 0:
-                seen: dict[tuple[str, str, str], list[tuple[datetime, tuple[bool, int]]]] = {}
-                earlier = conn.execute(
-                    _RECENT_SAME_TEXT,
-                    {
-                        "carriers": sorted({mo.carrier for mo in batch}),
-                        "msisdns": sorted({mo.msisdn for mo in batch}),
-                        "lo": min(mo.received_at for mo in batch) - window,
-                        "hi": max(mo.received_at for mo in batch),
-                    },
-                ).all()
-                for row in sorted(earlier, key=lambda r: r.id):
-                    seen.setdefault((row.carrier, row.msisdn, row.text), []).append(
-                        (row.received_at, (False, row.duplicate_of or row.id))
-                    )
-                for index, mo in enumerate(batch):
-                    # The latest earlier MO of the same key within the window.
-                    original: tuple[bool, int] | None = None
-                    candidates = seen.setdefault((mo.carrier, mo.msisdn, mo.text), [])
-                    for at, ref in reversed(candidates):
-                        if mo.received_at - window <= at <= mo.received_at:
-                            original = ref
-                            break
-                    candidates.append((mo.received_at, original or (True, index)))
-                    originals.append(original)
-            else:
-                originals = [None] * len(batch)
-            ids = self._insert_numbered(
-                conn,
-                _INSERT_INBOUND,
-                [
-                    {
-                        "carrier": mo.carrier,
-                        "source_addr": mo.source_addr,
-                        "source_addr_ton": mo.source_addr_ton,
-                        "source_addr_npi": mo.source_addr_npi,
-                        "msisdn": mo.msisdn,
-                        "destination_addr": mo.destination_addr,
-                        "text": mo.text,
-                        "received_at": mo.received_at,
-                        "state": (
-                            InboundState.RECEIVED if ref is None else InboundState.DUPLICATE
-                        ).value,
-                        "duplicate_of": ref[1] if ref is not None and not ref[0] else None,
-                    }
-                    for mo, ref in zip(batch, originals, strict=True)
-                ],
-            )
-            in_batch = [
-                {"mo_id": new_id, "p_original": ids[ref[1]]}
-                for new_id, ref in zip(ids, originals, strict=True)
-                if ref is not None and ref[0]
-            ]
-            if in_batch:
-                conn.execute(_POINT_TO_ORIGINAL, in_batch)
+        if duplicate_window_s > 0:
+            seen: dict[tuple[str, str, str], list[tuple[datetime, tuple[bool, int]]]] = {}
+            earlier = conn.execute(
+                _RECENT_SAME_TEXT,
+                {
+                    "carriers": sorted({mo.carrier for mo in batch}),
+                    "msisdns": sorted({mo.msisdn for mo in batch}),
+                    "lo": min(mo.received_at for mo in batch) - window,
+                    "hi": max(mo.received_at for mo in batch),
+                },
+            ).all()
+            for row in sorted(earlier, key=lambda r: r.id):
+                seen.setdefault((row.carrier, row.msisdn, row.text), []).append(
+                    (row.received_at, (False, row.duplicate_of or row.id))
+                )
+            for index, mo in enumerate(batch):
+                # The latest earlier MO of the same key within the window.
+                original: tuple[bool, int] | None = None
+                candidates = seen.setdefault((mo.carrier, mo.msisdn, mo.text), [])
+                for at, ref in reversed(candidates):
+                    if mo.received_at - window <= at <= mo.received_at:
+                        original = ref
+                        break
+                candidates.append((mo.received_at, original or (True, index)))
+                originals.append(original)
+        else:
+            originals = [None] * len(batch)
+        ids = self._insert_numbered(
+            conn,
+            _INSERT_INBOUND,
+            [
+                {
+                    "carrier": mo.carrier,
+                    "source_addr": mo.source_addr,
+                    "source_addr_ton": mo.source_addr_ton,
+                    "source_addr_npi": mo.source_addr_npi,
+                    "msisdn": mo.msisdn,
+                    "destination_addr": mo.destination_addr,
+                    "text": mo.text,
+                    "received_at": mo.received_at,
+                    "state": (
+                        InboundState.RECEIVED if ref is None else InboundState.DUPLICATE
+                    ).value,
+                    "duplicate_of": ref[1] if ref is not None and not ref[0] else None,
+                }
+                for mo, ref in zip(batch, originals, strict=True)
+            ],
+        )
+        in_batch = [
+            {"mo_id": new_id, "p_original": ids[ref[1]]}
+            for new_id, ref in zip(ids, originals, strict=True)
+            if ref is not None and ref[0]
+        ]
+        if in_batch:
+            conn.execute(_POINT_TO_ORIGINAL, in_batch)
+
         return [
             InboundMessage(
                 id=new_id,
@@ -1144,22 +1222,25 @@ class SqlStore:
         with self._read() as conn:
             return {carrier: int(n) for carrier, n in conn.execute(stmt)}
 
-    def release_leases(self) -> int:
-        """Free every queued reply's lease; returns how many were held.
+    def release_leases(self, ids: Sequence[int] | None = None) -> int:
+        """Free the lease of queued replies: of ``ids``, or of every one; returns
+        how many were held.
 
-        Only for a daemon that knows it is the store's sole user (SQLite, under
-        the daemon lock): the leases are a dead predecessor's, and waiting them
-        out would delay its replies by up to a lease."""
-        stmt = (
-            update(OutboundRow)
-            .where(
-                OutboundRow.state == OutboundState.QUEUED.value,
-                OutboundRow.lease_until.is_not(None),
-            )
-            .values(lease_until=None)
+        Every one: only for a daemon that knows it is the store's sole user
+        (SQLite, under the daemon lock): the leases are a dead predecessor's,
+        and waiting them out would delay its replies by up to a lease. ``ids``:
+        replies born leased to the caller that it cannot submit now (so that a
+        claimer takes them at once, not a lease later)."""
+        stmt = update(OutboundRow).where(
+            OutboundRow.state == OutboundState.QUEUED.value,
+            OutboundRow.lease_until.is_not(None),
         )
+        if ids is not None:
+            if not ids:
+                return 0
+            stmt = stmt.where(OutboundRow.id.in_(sorted(ids)))
         with self._write() as conn:
-            return int(conn.execute(stmt).rowcount)
+            return int(conn.execute(stmt.values(lease_until=None)).rowcount)
 
     # -- accounts -------------------------------------------------------------
 

@@ -14,25 +14,33 @@ from smscd.link import Link
 from smscd.reset import HashParams, PasswordHasher, Pipeline
 from smscd.simulator import SimulatorConfig, open_simulator
 from smscd.smpp import CommandStatus
-from smscd.store import InboundMessage, NewInbound, StoreUnavailable
+from smscd.store import Decision, InboundMessage, NewInbound, StoreUnavailable
 from smscd.store.sql import SqlStore, open_store
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
 
 class FlakyStore(SqlStore):
-    """The real store, except that intake fails while ``down`` is set."""
+    """The real store, except that intake (the daemon's store_and_decide) fails
+    while ``down`` is set."""
 
     down = True
 
-    def store_inbound(
-        self, batch: Sequence[NewInbound], *, duplicate_window_s: float
-    ) -> list[InboundMessage]:
+    def store_and_decide(
+        self,
+        batch: Sequence[NewInbound],
+        *,
+        duplicate_window_s: float,
+        decide: Callable[[Sequence[InboundMessage]], Sequence[Decision | None]],
+        lease_s: float | None = None,
+    ) -> list[tuple[InboundMessage, Decision | None, int | None]]:
         if self.down:
             raise StoreUnavailable("database is locked")
-        return super().store_inbound(batch, duplicate_window_s=duplicate_window_s)
+        return super().store_and_decide(
+            batch, duplicate_window_s=duplicate_window_s, decide=decide, lease_s=lease_s
+        )
 
 
 async def test_store_down_answers_tempfail_then_recovers(tmp_path: Path) -> None:

@@ -3,10 +3,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from smscd.store.types import InboundState, Outcome
+import pytest
+
+from smscd.store.types import Decision, InboundMessage, InboundState, Outcome
 from tests.store.helpers import T0, add_mo, decision, new_mo, rows
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from smscd.store.sql import SqlStore
 
 WINDOW = 120.0
@@ -77,3 +81,76 @@ def test_claim_inbound_gives_received_oldest_first(store: SqlStore) -> None:
     (only,) = store.claim_inbound(limit=1)
     assert only == b
     assert store.store_inbound([], duplicate_window_s=WINDOW) == []
+
+
+def _decide_odd_ones(fresh: Sequence[InboundMessage]) -> list[Decision | None]:
+    """Decides the MOs at even positions (a mismatch), leaves the others."""
+    return [
+        decision(mo, outcome=Outcome.MISMATCH, code=None) if i % 2 == 0 else None
+        for i, mo in enumerate(fresh)
+    ]
+
+
+def test_store_and_decide_commits_the_mos_and_the_decisions_made_at_once(
+    store: SqlStore,
+) -> None:
+    (original,) = store.store_inbound([new_mo(at=T0)], duplicate_window_s=WINDOW)
+    batch = [
+        new_mo(at=T0 + timedelta(seconds=1), msisdn="84911111111"),
+        new_mo(at=T0 + timedelta(seconds=2)),  # a redelivery of the original
+        new_mo(at=T0 + timedelta(seconds=3), msisdn="84911111112"),
+        new_mo(at=T0 + timedelta(seconds=4), msisdn="84911111113"),
+    ]
+    seen: list[list[int]] = []
+
+    def decide(fresh: Sequence[InboundMessage]) -> list[Decision | None]:
+        seen.append([mo.id for mo in fresh])
+        return _decide_odd_ones(fresh)
+
+    result = store.store_and_decide(batch, duplicate_window_s=WINDOW, decide=decide, lease_s=60)
+    (a, a_decision, a_out), (dup, dup_decision, dup_out), (b, *b_rest), (c, *c_rest) = result
+    # The duplicate is never offered for a decision.
+    assert seen == [[a.id, b.id, c.id]]
+    assert (a.state, a.outcome) == (InboundState.DECIDED, Outcome.MISMATCH)
+    assert a_decision is not None and a_out is not None
+    assert (dup.state, dup_decision, dup_out) == (InboundState.DUPLICATE, None, None)
+    assert (b.state, b_rest) == (InboundState.RECEIVED, [None, None])
+    assert c.state is InboundState.DECIDED and c_rest[1] is not None
+    assert rows(store, "SELECT id, state, outcome FROM inbound_messages ORDER BY id") == [
+        (original.id, "received", None),
+        (a.id, "decided", "mismatch"),
+        (dup.id, "duplicate", None),
+        (b.id, "received", None),
+        (c.id, "decided", "mismatch"),
+    ]
+    assert rows(
+        store, "SELECT inbound_id, id, state FROM outbound_messages ORDER BY inbound_id"
+    ) == [(a.id, a_out, "queued"), (c.id, c_rest[1], "queued")]
+    assert rows(store, "SELECT inbound_id FROM charges ORDER BY inbound_id") == [(a.id,), (c.id,)]
+    # Born leased to the caller: no claimer takes them meanwhile, though due...
+    due = T0 + timedelta(seconds=10)
+    assert store.claim_outbound(carrier="viettel", now=due, limit=10, lease_s=60) == []
+    # ...until the caller gives one back.
+    assert store.release_leases([a_out]) == 1
+    (claimed,) = store.claim_outbound(carrier="viettel", now=due, limit=10, lease_s=60)
+    assert claimed.id == a_out
+    # The undecided one is left for a worker.
+    assert [mo.id for mo in store.claim_inbound(limit=10)] == [original.id, b.id]
+
+
+def test_store_and_decide_rolls_the_whole_batch_back_if_deciding_fails(
+    store: SqlStore,
+) -> None:
+    def decide(fresh: Sequence[InboundMessage]) -> list[Decision | None]:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        store.store_and_decide([new_mo(at=T0)], duplicate_window_s=WINDOW, decide=decide)
+    with pytest.raises(ValueError, match="RESET_OK"):
+        store.store_and_decide(
+            [new_mo(at=T0)],
+            duplicate_window_s=WINDOW,
+            decide=lambda fresh: [decision(mo) for mo in fresh],
+        )
+    assert rows(store, "SELECT COUNT(*) FROM inbound_messages") == [(0,)]
+    assert rows(store, "SELECT COUNT(*) FROM outbound_messages") == [(0,)]
