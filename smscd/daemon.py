@@ -265,16 +265,9 @@ class _GroupCommit(Generic[ItemT, ResultT]):
     """
 
     def __init__(
-        self,
-        write: Callable[[list[ItemT]], Awaitable[list[ResultT | Exception]]],
-        *,
-        linger: float = 0.0,
+        self, write: Callable[[list[ItemT]], Awaitable[list[ResultT | Exception]]]
     ) -> None:
         self._write = write
-        #: A leader with fewer than LINGER_BELOW items waits this long for more
-        #: (for writes nobody waits on with a deadline: fewer transactions at
-        #: low load; under load the queue fills during the previous write).
-        self._linger = linger
         self._queue: list[_Slot[ItemT, ResultT]] = []
         self._lock = trio.StrictFIFOLock()
 
@@ -284,8 +277,6 @@ class _GroupCommit(Generic[ItemT, ResultT]):
         try:
             async with self._lock:
                 if not slot.done:
-                    if self._linger and len(self._queue) < LINGER_BELOW:
-                        await trio.sleep(self._linger)
                     await self._write_queue()
         except BaseException:
             if slot in self._queue:
@@ -338,14 +329,13 @@ class Daemon:
         tuple[InboundMessage, ChargingMode], tuple[Decision, int | None] | _NeedsHash
     ] = attrs.field(init=False)
     reset_commits: _GroupCommit[Decision, int | None] = attrs.field(init=False)
-    accepted_commits: _GroupCommit[tuple[int, str, frozenset[str]], None] = attrs.field(init=False)
+    #: The SMSC's acceptances not yet written (``accept_recorder``), and its wake-up.
+    accepted: list[tuple[int, str, frozenset[str]]] = attrs.field(factory=list)
+    accepted_waiting: trio.Event = attrs.field(factory=trio.Event)
 
     def __attrs_post_init__(self) -> None:
         self.quick_decisions = _GroupCommit(partial(self.db, self.decide_quickly))
         self.reset_commits = _GroupCommit(partial(self.db, self.commit_decisions))
-        self.accepted_commits = _GroupCommit(
-            partial(self.db, self.mark_accepted), linger=SETTLE_LINGER_S
-        )
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -745,7 +735,10 @@ class Daemon:
             try:
                 match result:
                     case Accepted(message_id=message_id, id_keys=id_keys):
-                        await self.accepted_commits.submit((row.id, message_id, id_keys))
+                        # Written by accept_recorder: the submitter goes on to
+                        # the next reply meanwhile.
+                        self.accepted.append((row.id, message_id, id_keys))
+                        self.accepted_waiting.set()
                         self.metrics.mt.labels(carrier=name, state="accepted").inc()
                         # One line per message outcome at info (G4): the MO's is
                         # reset_decided, the reply's is receipt_received.
@@ -786,12 +779,34 @@ class Daemon:
                 # The lease expires and the row is claimed again.
                 log.error("mt_settle_failed", outbound_id=row.id, error=str(exc))
 
-    def mark_accepted(
-        self, accepted: Sequence[tuple[int, str, frozenset[str]]]
-    ) -> list[Exception | None]:
+    async def accept_recorder(self) -> None:
+        """Group commit of the SMSC's acceptances: every one waiting, in one
+        transaction (a small batch waits a little for more first: nobody waits
+        on these). A crash before it is written means that reply is sent again
+        after its lease, as for a crash between the submit and its response."""
+        while True:
+            await self.accepted_waiting.wait()
+            self.accepted_waiting = trio.Event()
+            if len(self.accepted) < LINGER_BELOW:
+                await trio.sleep(SETTLE_LINGER_S)
+            await self.write_accepted()
+
+    async def write_accepted(self) -> None:
+        """Write the acceptances waiting; shielded, since a recorded acceptance
+        is what keeps a reply from being sent twice."""
+        while self.accepted:
+            batch = self.accepted[: self.config.intake_batch]
+            del self.accepted[: len(batch)]
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.db(self.mark_accepted, batch)
+                except StoreError as exc:
+                    # Their leases expire and the replies are claimed again.
+                    log.error("mt_settle_failed", count=len(batch), error=str(exc))
+
+    def mark_accepted(self, accepted: Sequence[tuple[int, str, frozenset[str]]]) -> None:
         """Blocking: the SMSC's acceptances in one transaction."""
         self.store.mark_accepted_many(accepted, now=datetime.now(UTC))
-        return [None] * len(accepted)
 
     # --- operations ------------------------------------------------------------------
 
@@ -876,6 +891,7 @@ class Daemon:
         async with trio.open_nursery() as nursery:
             for link in self.links.values():
                 nursery.start_soon(link.stop)
+        await self.write_accepted()
         log.info("daemon_stopped")
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -899,6 +915,7 @@ class Daemon:
             ):
                 root.start_soon(self._run_intake, send_mo.clone(), send_receipt.clone())
                 root.start_soon(self.receipt_recorder, receive_receipt.clone())
+                root.start_soon(self.accept_recorder)
                 root.start_soon(self.committer, receive_mo.clone(), send_decide.clone())
                 for _ in range(self.config.workers or _cpu_count() * WORKERS_PER_CORE):
                     root.start_soon(self.worker, receive_decide.clone())
