@@ -4,16 +4,15 @@ Theory of operation
 -------------------
 One trio nursery holds every task of the process::
 
-    link.run xcarrier ──inbound()──▶ intake xcarrier ──┬─ MOs ──▶ committer ──┬─▶ hand-off
-                                                       │                      └─▶ decide channel
-                                                       └─ receipts ──▶ receipt recorder
-    decide channel ──▶ worker xN ──▶ first pass, batched (decide without hashing; commit
-                                     what needs no hash) ──▶ resets: hash, commit ──▶ hand-off
+    link.run xcarrier ──inbound()──▶ intake xcarrier ── MOs, receipts ──▶ committer ─┬─▶ hand-off
+                                                                                     └─▶ decide
+    decide ──▶ worker xN ──▶ first pass, batched (decide without hashing; commit
+                             what needs no hash) ──▶ resets: hash, commit ──▶ hand-off
     hand-off / outbox claimer xcarrier ──▶ submitter xwindow ──link.submit──▶ accepted/retry/failed
     recovery (RECEIVED MOs left by a crash), watchdog, metrics, signals
 
 Durability is decided by the order of three things per MO: it is committed
-(``store_and_decide``, one transaction for a batch: the group commit), *then*
+(``commit_inbound``, one transaction for a batch: the group commit), *then*
 its deliver_sm_resp goes out with status 0, *then* its reply is submitted. A
 crash before the commit means the SMSC never got a 0 and redelivers; a crash
 after it leaves either a queued reply (leased to the dead daemon; the next
@@ -28,22 +27,25 @@ like MOs, are acknowledged only after their batch is committed.
 Throughput comes from batching, because with SQLite every transaction and every
 thread hop costs the one core the GIL gives us. Each write path is a group
 commit: whatever waits while one transaction runs goes into the next one
-(``committer`` and ``receipt_recorder`` are tasks that drain a channel;
-decisions and acceptances use ``_GroupCommit``, where the first waiter writes
-for everyone). Most MOs (help, invalid code, mismatch: every one that does not
-come from the registered phone of its code) are decided in their intake
-transaction (``decide_at_once``): their decision needs neither a hash nor the
-sender's rate-limit counts, so nothing can race it. The others go to the
-workers. A worker's first pass runs ``Pipeline.decide`` for a batch of MOs in
-one thread with a hasher that only catches the new password (a RATE_LIMITED
-decision is committed right there); a reset comes back with its password, is
-hashed in a thread of ``hash_limiter`` (sized to the cores; the thread only
-hashes, so no core waits for the database) and committed by a group commit of
-its own. The sender's lock (``sender_locks``) is held from the first pass to
-the commit, so two MOs of one number are never decided at once (the rate-limit
-check and the commit are separate store calls). Every committed reply is born
-leased to this daemon and handed straight to its carrier's submitters; the
-claimer takes the rest (retries, leases run out, other daemons' work).
+(``committer`` drains a channel of MOs and receipts, both in one transaction;
+``accept_recorder`` a list of the SMSC's acceptances; decisions use
+``_GroupCommit``, where the first waiter writes for everyone). Most MOs (help,
+invalid code, mismatch: every one that does not come from the registered phone
+of its code) are decided in their intake transaction (``decide_at_once``):
+their decision needs neither a hash nor the sender's rate-limit counts, so
+nothing can race it. The others go to the workers. A worker's first pass runs
+``Pipeline.decide`` for a batch of MOs in one thread with a hasher that only
+catches the new password (a RATE_LIMITED decision is committed right there); a
+reset comes back with its password, is hashed in a thread of ``hash_limiter``
+(sized to the cores; the thread only hashes, so no core waits for the
+database) and committed by a group commit of its own. The sender's lock
+(``sender_locks``) is held from the first pass to the commit, so two MOs of one
+number are never decided at once (the rate-limit check and the commit are
+separate store calls). Every committed reply is born leased to this daemon and
+handed straight to its carrier's submitters; the claimer takes the rest
+(retries, leases run out, other daemons' work). Receipts share the SMSC's
+deliver_sm window with the MOs, so neither waits for more company before its
+transaction: an unacknowledged receipt is an MO the SMSC cannot send.
 
 Blocking calls (SQL, argon2) run in threads: database calls through
 ``db_limiter``, hashing through ``hash_limiter``, so the event loop keeps
@@ -61,7 +63,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeAlias, TypeVar
 
 import attrs
 import structlog
@@ -107,7 +109,7 @@ from smscd.store import (
     StoreError,
     StoreUnavailable,
 )
-from smscd.store.sql import SchemaNotCurrent, SqlStore, open_store, sqlite_path
+from smscd.store.sql import InboundCommit, SchemaNotCurrent, SqlStore, open_store, sqlite_path
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -134,9 +136,10 @@ RETRY_MAX_S = 300.0
 STOP_DRAIN_S = 3.0
 RECOVERY_PERIOD_S = 5.0
 CHECKPOINT_PERIOD_S = 30.0
-#: How long a small batch of the SMSC's acceptances, or of receipts, waits for
-#: more before its transaction (nobody's reply waits on these), and the size
-#: from which it does not wait.
+#: How long a small batch of the SMSC's acceptances waits for more before its
+#: transaction (nobody waits on these), and the size from which it does not
+#: wait. Receipts do not wait: each one unacknowledged holds a slot of the
+#: SMSC's deliver_sm window, which it shares with the MOs.
 SETTLE_LINGER_S = 0.05
 LINGER_BELOW = 16
 #: Default pipeline workers per core (``[daemon] workers = 0``). Hashing is
@@ -151,6 +154,15 @@ PROFILE_ENV = "SMSCD_PROFILE"
 class _PendingMo:
     item: InboundMo
     new: NewInbound
+
+
+@attrs.define
+class _PendingReceipt:
+    item: InboundReceipt
+    new: NewReceipt
+
+
+_Pending: TypeAlias = _PendingMo | _PendingReceipt
 
 
 #: What the first pass of a decision puts where the password hash goes; it is
@@ -344,17 +356,12 @@ class Daemon:
 
     # --- intake --------------------------------------------------------------------
 
-    async def intake(
-        self,
-        name: str,
-        send_mo: trio.MemorySendChannel[_PendingMo],
-        send_receipt: trio.MemorySendChannel[tuple[str, InboundReceipt]],
-    ) -> None:
+    async def intake(self, name: str, send: trio.MemorySendChannel[_Pending]) -> None:
         """Read one link's inbound MOs and receipts and hand them to the
-        committer and the receipt recorder (each commits a batch, then acks)."""
+        committer (which commits a batch, then acks)."""
         structlog.contextvars.bind_contextvars(carrier=name)
         link = self.links[name]
-        async with send_mo, send_receipt:
+        async with send:
             async for item in link.inbound():
                 if isinstance(item, InboundMo):
                     msisdn = canonical_msisdn(item.source_addr, item.source_addr_ton)
@@ -368,85 +375,61 @@ class Daemon:
                         text=item.text,
                         received_at=datetime.now(UTC),
                     )
-                    await send_mo.send(_PendingMo(item=item, new=new))
+                    await send.send(_PendingMo(item=item, new=new))
                 elif isinstance(item, InboundReceipt):
-                    await send_receipt.send((name, item))
-
-    async def receipt_recorder(
-        self, receive_receipt: trio.MemoryReceiveChannel[tuple[str, InboundReceipt]]
-    ) -> None:
-        """Group commit of receipts: one transaction for every receipt waiting,
-        then their acks (a 0 only for a committed receipt)."""
-        async with receive_receipt:
-            async for first in receive_receipt:
-                if receive_receipt.statistics().current_buffer_used < LINGER_BELOW:
-                    await trio.sleep(SETTLE_LINGER_S)
-                batch = [first]
-                while len(batch) < self.config.intake_batch:
-                    try:
-                        batch.append(receive_receipt.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                now = datetime.now(UTC)
-                news = [
-                    NewReceipt(
-                        carrier=name,
-                        message_id=item.receipt.message_id,
-                        id_keys=item.id_keys,
-                        stat=item.receipt.stat,
-                        err=item.receipt.err,
-                        final=item.receipt.final,
-                        received_at=now,
-                    )
-                    for name, item in batch
-                ]
-                try:
-                    matched = await self.db(self.store.record_receipts, news)
-                except StoreError as exc:
-                    log.warning("receipt_store_failed", error=str(exc), count=len(batch))
-                    await ack_all([item for _name, item in batch], CommandStatus.ESME_RX_T_APPN)
-                    continue
-                await ack_all([item for _name, item in batch], 0)
-                for (name, item), outbound_id in zip(batch, matched, strict=True):
                     receipt = item.receipt
-                    self.metrics.receipts.labels(carrier=name, stat=receipt.stat).inc()
-                    log.info(
-                        "receipt_received",
+                    new_receipt = NewReceipt(
                         carrier=name,
                         message_id=receipt.message_id,
+                        id_keys=item.id_keys,
                         stat=receipt.stat,
                         err=receipt.err,
-                        outbound_id=outbound_id,
+                        final=receipt.final,
+                        received_at=datetime.now(UTC),
                     )
+                    await send.send(_PendingReceipt(item=item, new=new_receipt))
 
     async def committer(
         self,
-        receive_mo: trio.MemoryReceiveChannel[_PendingMo],
+        receive: trio.MemoryReceiveChannel[_Pending],
         send_decide: trio.MemorySendChannel[InboundMessage],
     ) -> None:
-        """Group commit: one transaction for every MO waiting, then the acks."""
-        async with receive_mo, send_decide:
-            async for first in receive_mo:
+        """Group commit: one transaction for every MO and receipt waiting (and
+        the decisions that can be made at once), then their acks: a 0 only for
+        what was committed."""
+        async with receive, send_decide:
+            async for first in receive:
                 batch = [first]
                 while len(batch) < self.config.intake_batch:
                     try:
-                        batch.append(receive_mo.receive_nowait())
+                        batch.append(receive.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
+                mos = [p for p in batch if isinstance(p, _PendingMo)]
+                receipts = [p for p in batch if isinstance(p, _PendingReceipt)]
                 try:
-                    stored = await self.db(self.intake_batch, [p.new for p in batch])
+                    committed = await self.db(
+                        self.intake_batch, [p.new for p in mos], [p.new for p in receipts]
+                    )
                 except StoreError as exc:
                     # Invariant 1: nothing unstored is acknowledged with 0.
-                    log.error("mo_store_failed", error=str(exc), count=len(batch))
+                    log.error(
+                        "inbound_store_failed",
+                        error=str(exc),
+                        mos=len(mos),
+                        receipts=len(receipts),
+                    )
                     await ack_all([p.item for p in batch], CommandStatus.ESME_RX_T_APPN)
-                    for pending in batch:
+                    for pending in mos:
                         self.metrics.mo.labels(
                             carrier=pending.new.carrier, outcome="tempfail"
                         ).inc()
                     continue
                 await ack_all([p.item for p in batch], 0)
+                for receipt, outbound_id in zip(receipts, committed.receipts, strict=True):
+                    self.receipt_recorded(receipt.new, outbound_id)
                 overflow: list[int] = []
-                for row, decision, outbound_id in stored:
+                for row, decision, outbound_id in committed.messages:
                     if row.state is InboundState.DUPLICATE:
                         self.metrics.mo.labels(carrier=row.carrier, outcome="duplicate").inc()
                         log.info(
@@ -469,18 +452,31 @@ class Daemon:
                         await self.db(self.store.release_leases, overflow)
 
     def intake_batch(
-        self, batch: Sequence[NewInbound]
-    ) -> list[tuple[InboundMessage, Decision | None, int | None]]:
-        """Blocking: commit a batch of MOs, with every decision that needs
-        neither a hash nor the sender's rate-limit counts (help, invalid code,
-        mismatch) made in the same transaction (``decide_at_once``). The others
-        (an MO from the registered phone of its code) stay RECEIVED for the
-        workers, which decide them one at a time per sender."""
-        return self.store.store_and_decide(
-            batch,
+        self, mos: Sequence[NewInbound], receipts: Sequence[NewReceipt]
+    ) -> InboundCommit:
+        """Blocking: commit a batch of MOs and receipts, with every decision
+        that needs neither a hash nor the sender's rate-limit counts (help,
+        invalid code, mismatch) made in the same transaction
+        (``decide_at_once``). The other MOs (from the registered phone of their
+        code) stay RECEIVED for the workers, which decide them one at a time per
+        sender."""
+        return self.store.commit_inbound(
+            mos,
+            receipts,
             duplicate_window_s=self.config.reset.duplicate_window,
             decide=self.decide_at_once,
             lease_s=OUTBOX_LEASE_S,
+        )
+
+    def receipt_recorded(self, receipt: NewReceipt, outbound_id: int | None) -> None:
+        self.metrics.receipts.labels(carrier=receipt.carrier, stat=receipt.stat).inc()
+        log.info(
+            "receipt_received",
+            carrier=receipt.carrier,
+            message_id=receipt.message_id,
+            stat=receipt.stat,
+            err=receipt.err,
+            outbound_id=outbound_id,
         )
 
     def decide_at_once(self, batch: Sequence[InboundMessage]) -> list[Decision | None]:
@@ -900,23 +896,14 @@ class Daemon:
             root.start_soon(self.signals, stop)
             for link in self.links.values():
                 await root.start(link.run)
-            send_mo, receive_mo = trio.open_memory_channel[_PendingMo](self.config.intake_batch)
-            send_receipt, receive_receipt = trio.open_memory_channel[tuple[str, InboundReceipt]](
+            send_inbound, receive_inbound = trio.open_memory_channel[_Pending](
                 self.config.intake_batch
             )
             send_decide, receive_decide = trio.open_memory_channel[InboundMessage](0)
-            async with (
-                send_mo,
-                receive_mo,
-                send_receipt,
-                receive_receipt,
-                send_decide,
-                receive_decide,
-            ):
-                root.start_soon(self._run_intake, send_mo.clone(), send_receipt.clone())
-                root.start_soon(self.receipt_recorder, receive_receipt.clone())
+            async with send_inbound, receive_inbound, send_decide, receive_decide:
+                root.start_soon(self._run_intake, send_inbound.clone())
                 root.start_soon(self.accept_recorder)
-                root.start_soon(self.committer, receive_mo.clone(), send_decide.clone())
+                root.start_soon(self.committer, receive_inbound.clone(), send_decide.clone())
                 for _ in range(self.config.workers or _cpu_count() * WORKERS_PER_CORE):
                     root.start_soon(self.worker, receive_decide.clone())
                 root.start_soon(self.recovery, send_decide.clone())
@@ -940,15 +927,11 @@ class Daemon:
             await self.shutdown()
             root.cancel_scope.cancel()
 
-    async def _run_intake(
-        self,
-        send_mo: trio.MemorySendChannel[_PendingMo],
-        send_receipt: trio.MemorySendChannel[tuple[str, InboundReceipt]],
-    ) -> None:
+    async def _run_intake(self, send: trio.MemorySendChannel[_Pending]) -> None:
         with self.intake_scope:
-            async with send_mo, send_receipt, trio.open_nursery() as nursery:
+            async with send, trio.open_nursery() as nursery:
                 for name in self.links:
-                    nursery.start_soon(self.intake, name, send_mo.clone(), send_receipt.clone())
+                    nursery.start_soon(self.intake, name, send.clone())
 
 
 def _cpu_count() -> int:

@@ -108,6 +108,7 @@ __all__ = [
     "AccountDetails",
     "AccountImport",
     "ChargesDay",
+    "InboundCommit",
     "PruneCounts",
     "ReceiptsDay",
     "SchemaNotCurrent",
@@ -202,6 +203,17 @@ def _as_date(value: Any) -> date:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value))
+
+
+@attrs.frozen(kw_only=True)
+class InboundCommit:
+    """What ``SqlStore.commit_inbound`` committed."""
+
+    #: Each MO as stored (its state as committed), its decision if one was made
+    #: at once, and the outbound id of its reply (None where undecided).
+    messages: list[tuple[InboundMessage, Decision | None, int | None]]
+    #: Each receipt's matched outbound id (None: kept for mark_accepted).
+    receipts: list[int | None]
 
 
 def _check_decisions(decisions: Iterable[Decision]) -> None:
@@ -838,37 +850,42 @@ class SqlStore:
         with self._write() as conn:
             return self._insert_inbound(conn, batch, duplicate_window_s=duplicate_window_s)
 
-    def store_and_decide(
+    def commit_inbound(
         self,
         batch: Sequence[NewInbound],
+        receipts: Sequence[NewReceipt] = (),
         *,
         duplicate_window_s: float,
         decide: Callable[[Sequence[InboundMessage]], Sequence[Decision | None]],
         lease_s: float | None = None,
-    ) -> list[tuple[InboundMessage, Decision | None, int | None]]:
-        """``store_inbound`` and, in the same transaction, the decisions that
-        ``decide`` can make at once: it is called inside the transaction with
-        the batch's new RECEIVED MOs (duplicates left out) and returns a
-        Decision, or None for an MO to leave RECEIVED (to be decided later).
-        Returns each stored MO (its state as committed) with its decision and
-        the outbound id of its reply (None where undecided). One transaction
-        instead of two for every MO answered at once: the daemon's intake.
+    ) -> InboundCommit:
+        """What an SMSC delivered, in ONE transaction (the daemon's intake):
+        ``store_inbound`` of the MOs, the decisions ``decide`` can make at once,
+        and ``record_receipts`` of the receipts.
 
-        ``decide`` must not hash (no RESET_OK: a new password waits for no
-        transaction); an exception from it rolls the whole batch back."""
-        if not batch:
-            return []
+        ``decide`` is called inside the transaction with the batch's new
+        RECEIVED MOs (duplicates left out) and returns a Decision, or None for
+        an MO to leave RECEIVED (to be decided later). It must not hash (no
+        RESET_OK: a new password waits for no transaction); an exception from it
+        rolls the whole batch back. One transaction instead of three for the
+        MOs answered at once and the receipts that came with them."""
+        if not batch and not receipts:
+            return InboundCommit(messages=[], receipts=[])
         with self._write() as conn:
-            stored = self._insert_inbound(conn, batch, duplicate_window_s=duplicate_window_s)
+            stored = (
+                self._insert_inbound(conn, batch, duplicate_window_s=duplicate_window_s)
+                if batch
+                else []
+            )
             fresh = [mo for mo in stored if mo.state is InboundState.RECEIVED]
             decided = [
                 (decision, mo)
-                for mo, decision in zip(fresh, decide(fresh), strict=True)
+                for mo, decision in zip(fresh, decide(fresh) if fresh else [], strict=True)
                 if decision is not None
             ]
             _check_decisions(decision for decision, _mo in decided)
             if any(decision.outcome is Outcome.RESET_OK for decision, _mo in decided):
-                raise ValueError("store_and_decide does not take a RESET_OK decision")
+                raise ValueError("commit_inbound does not take a RESET_OK decision")
             if decided:
                 conn.execute(
                     _DECIDE_MANY,
@@ -883,17 +900,21 @@ class SqlStore:
                     ],
                 )
             outbound = self._apply_decisions(conn, decided, lease_s=lease_s)
+            matched = self._record_receipts(conn, receipts)
         decisions = {mo.id: decision for decision, mo in decided}
-        return [
-            (
-                attrs.evolve(mo, state=InboundState.DECIDED, outcome=decisions[mo.id].outcome)
-                if mo.id in decisions
-                else mo,
-                decisions.get(mo.id),
-                outbound.get(mo.id),
-            )
-            for mo in stored
-        ]
+        return InboundCommit(
+            messages=[
+                (
+                    attrs.evolve(mo, state=InboundState.DECIDED, outcome=decisions[mo.id].outcome)
+                    if mo.id in decisions
+                    else mo,
+                    decisions.get(mo.id),
+                    outbound.get(mo.id),
+                )
+                for mo in stored
+            ],
+            receipts=matched,
+        )
 
     def _insert_inbound(
         self, conn: Connection, batch: Sequence[NewInbound], *, duplicate_window_s: float
@@ -1120,74 +1141,81 @@ class SqlStore:
         returns the matched outbound id of each (None: kept for mark_accepted)."""
         if not receipts:
             return []
-        keys = [sorted(r.id_keys or {r.message_id}) for r in receipts]
         with self._write() as conn:
-            owners: dict[tuple[str, str], int] = {}
-            for row in conn.execute(
-                _OWNERS_OF_KEYS,
+            return self._record_receipts(conn, receipts)
+
+    def _record_receipts(
+        self, conn: Connection, receipts: Sequence[NewReceipt]
+    ) -> list[int | None]:
+        if not receipts:
+            return []
+        keys = [sorted(r.id_keys or {r.message_id}) for r in receipts]
+        owners: dict[tuple[str, str], int] = {}
+        for row in conn.execute(
+            _OWNERS_OF_KEYS,
+            {
+                "carriers": sorted({r.carrier for r in receipts}),
+                "keys": sorted({k for ks in keys for k in ks}),
+            },
+        ):
+            owners[(row.carrier, row.key)] = row.outbound_id
+        matched: list[int | None] = [
+            max(
+                (owners[(r.carrier, k)] for k in ks if (r.carrier, k) in owners),
+                default=None,
+            )
+            for r, ks in zip(receipts, keys, strict=True)
+        ]
+        receipt_ids = self._insert_numbered(
+            conn,
+            _INSERT_RECEIPT,
+            [
                 {
-                    "carriers": sorted({r.carrier for r in receipts}),
-                    "keys": sorted({k for ks in keys for k in ks}),
-                },
-            ):
-                owners[(row.carrier, row.key)] = row.outbound_id
-            matched: list[int | None] = [
-                max(
-                    (owners[(r.carrier, k)] for k in ks if (r.carrier, k) in owners),
-                    default=None,
-                )
-                for r, ks in zip(receipts, keys, strict=True)
-            ]
-            receipt_ids = self._insert_numbered(
-                conn,
-                _INSERT_RECEIPT,
+                    "carrier": r.carrier,
+                    "message_id": r.message_id,
+                    "stat": r.stat,
+                    "err": r.err,
+                    "final": r.final,
+                    "received_at": r.received_at,
+                    "outbound_id": m,
+                }
+                for r, m in zip(receipts, matched, strict=True)
+            ],
+        )
+        unmatched_keys = [
+            {"receipt_id": receipt_id, "key": k, "carrier": r.carrier}
+            for r, ks, m, receipt_id in zip(receipts, keys, matched, receipt_ids, strict=True)
+            if m is None
+            for k in ks
+        ]
+        if unmatched_keys:
+            conn.execute(_INSERT_RECEIPT_KEY, unmatched_keys)
+        finals = [
+            (m, r.stat.upper() == "DELIVRD", r.received_at)
+            for r, m in zip(receipts, matched, strict=True)
+            if m is not None and r.final
+        ]
+        if finals:
+            conn.execute(
+                _FINISH_ACCEPTED,
                 [
                     {
-                        "carrier": r.carrier,
-                        "message_id": r.message_id,
-                        "stat": r.stat,
-                        "err": r.err,
-                        "final": r.final,
-                        "received_at": r.received_at,
-                        "outbound_id": m,
+                        "oid": m,
+                        "p_state": (
+                            OutboundState.DELIVERED if ok else OutboundState.UNDELIVERABLE
+                        ).value,
+                        "p_at": at,
                     }
-                    for r, m in zip(receipts, matched, strict=True)
+                    for m, ok, at in finals
                 ],
             )
-            unmatched_keys = [
-                {"receipt_id": receipt_id, "key": k, "carrier": r.carrier}
-                for r, ks, m, receipt_id in zip(receipts, keys, matched, receipt_ids, strict=True)
-                if m is None
-                for k in ks
-            ]
-            if unmatched_keys:
-                conn.execute(_INSERT_RECEIPT_KEY, unmatched_keys)
-            finals = [
-                (m, r.stat.upper() == "DELIVRD", r.received_at)
-                for r, m in zip(receipts, matched, strict=True)
-                if m is not None and r.final
-            ]
-            if finals:
-                conn.execute(
-                    _FINISH_ACCEPTED,
-                    [
-                        {
-                            "oid": m,
-                            "p_state": (
-                                OutboundState.DELIVERED if ok else OutboundState.UNDELIVERABLE
-                            ).value,
-                            "p_at": at,
-                        }
-                        for m, ok, at in finals
-                    ],
-                )
-                conn.execute(
-                    _SETTLE_CHARGE_OF_REPLY,
-                    [
-                        {"oid": m, "p_charge": "final" if ok else "void", "p_at": at}
-                        for m, ok, at in finals
-                    ],
-                )
+            conn.execute(
+                _SETTLE_CHARGE_OF_REPLY,
+                [
+                    {"oid": m, "p_charge": "final" if ok else "void", "p_at": at}
+                    for m, ok, at in finals
+                ],
+            )
         return matched
 
     @staticmethod

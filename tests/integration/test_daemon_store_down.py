@@ -14,8 +14,8 @@ from smscd.link import Link
 from smscd.reset import HashParams, PasswordHasher, Pipeline
 from smscd.simulator import SimulatorConfig, open_simulator
 from smscd.smpp import CommandStatus
-from smscd.store import Decision, InboundMessage, NewInbound, StoreUnavailable
-from smscd.store.sql import SqlStore, open_store
+from smscd.store import Decision, InboundMessage, NewInbound, NewReceipt, StoreUnavailable
+from smscd.store.sql import InboundCommit, SqlStore, open_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -23,23 +23,24 @@ if TYPE_CHECKING:
 
 
 class FlakyStore(SqlStore):
-    """The real store, except that intake (the daemon's store_and_decide) fails
+    """The real store, except that intake (the daemon's commit_inbound) fails
     while ``down`` is set."""
 
     down = True
 
-    def store_and_decide(
+    def commit_inbound(
         self,
         batch: Sequence[NewInbound],
+        receipts: Sequence[NewReceipt] = (),
         *,
         duplicate_window_s: float,
         decide: Callable[[Sequence[InboundMessage]], Sequence[Decision | None]],
         lease_s: float | None = None,
-    ) -> list[tuple[InboundMessage, Decision | None, int | None]]:
+    ) -> InboundCommit:
         if self.down:
             raise StoreUnavailable("database is locked")
-        return super().store_and_decide(
-            batch, duplicate_window_s=duplicate_window_s, decide=decide, lease_s=lease_s
+        return super().commit_inbound(
+            batch, receipts, duplicate_window_s=duplicate_window_s, decide=decide, lease_s=lease_s
         )
 
 

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from smscd.store.types import Decision, InboundMessage, InboundState, Outcome
+from smscd.store.types import Decision, InboundMessage, InboundState, NewReceipt, Outcome
 from tests.store.helpers import T0, add_mo, decision, new_mo, rows
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def _decide_odd_ones(fresh: Sequence[InboundMessage]) -> list[Decision | None]:
     ]
 
 
-def test_store_and_decide_commits_the_mos_and_the_decisions_made_at_once(
+def test_commit_inbound_commits_mos_decisions_made_at_once_and_receipts(
     store: SqlStore,
 ) -> None:
     (original,) = store.store_inbound([new_mo(at=T0)], duplicate_window_s=WINDOW)
@@ -107,7 +107,21 @@ def test_store_and_decide_commits_the_mos_and_the_decisions_made_at_once(
         seen.append([mo.id for mo in fresh])
         return _decide_odd_ones(fresh)
 
-    result = store.store_and_decide(batch, duplicate_window_s=WINDOW, decide=decide, lease_s=60)
+    receipt = NewReceipt(
+        carrier="viettel",
+        message_id="unknown",
+        id_keys=frozenset({"unknown"}),
+        stat="DELIVRD",
+        err="000",
+        final=True,
+        received_at=T0,
+    )
+    committed = store.commit_inbound(
+        batch, [receipt], duplicate_window_s=WINDOW, decide=decide, lease_s=60
+    )
+    assert committed.receipts == [None]  # kept for a reply accepted later
+    assert rows(store, "SELECT message_id, outbound_id FROM receipts") == [("unknown", None)]
+    result = committed.messages
     (a, a_decision, a_out), (dup, dup_decision, dup_out), (b, *b_rest), (c, *c_rest) = result
     # The duplicate is never offered for a decision.
     assert seen == [[a.id, b.id, c.id]]
@@ -138,19 +152,29 @@ def test_store_and_decide_commits_the_mos_and_the_decisions_made_at_once(
     assert [mo.id for mo in store.claim_inbound(limit=10)] == [original.id, b.id]
 
 
-def test_store_and_decide_rolls_the_whole_batch_back_if_deciding_fails(
+def test_commit_inbound_rolls_the_whole_batch_back_if_deciding_fails(
     store: SqlStore,
 ) -> None:
     def decide(fresh: Sequence[InboundMessage]) -> list[Decision | None]:
         raise RuntimeError("boom")
 
+    receipt = NewReceipt(
+        carrier="viettel",
+        message_id="1",
+        id_keys=frozenset({"1"}),
+        stat="DELIVRD",
+        err="000",
+        final=True,
+        received_at=T0,
+    )
     with pytest.raises(RuntimeError, match="boom"):
-        store.store_and_decide([new_mo(at=T0)], duplicate_window_s=WINDOW, decide=decide)
+        store.commit_inbound([new_mo(at=T0)], [receipt], duplicate_window_s=WINDOW, decide=decide)
     with pytest.raises(ValueError, match="RESET_OK"):
-        store.store_and_decide(
+        store.commit_inbound(
             [new_mo(at=T0)],
             duplicate_window_s=WINDOW,
             decide=lambda fresh: [decision(mo) for mo in fresh],
         )
     assert rows(store, "SELECT COUNT(*) FROM inbound_messages") == [(0,)]
     assert rows(store, "SELECT COUNT(*) FROM outbound_messages") == [(0,)]
+    assert rows(store, "SELECT COUNT(*) FROM receipts") == [(0,)]
