@@ -109,7 +109,14 @@ from smscd.store import (
     StoreError,
     StoreUnavailable,
 )
-from smscd.store.sql import InboundCommit, SchemaNotCurrent, SqlStore, open_store, sqlite_path
+from smscd.store.sql import (
+    InboundCommit,
+    ReceiptMatch,
+    SchemaNotCurrent,
+    SqlStore,
+    open_store,
+    sqlite_path,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -426,8 +433,8 @@ class Daemon:
                         ).inc()
                     continue
                 await ack_all([p.item for p in batch], 0)
-                for receipt, outbound_id in zip(receipts, committed.receipts, strict=True):
-                    self.receipt_recorded(receipt.new, outbound_id)
+                for receipt, match in zip(receipts, committed.receipts, strict=True):
+                    self.receipt_recorded(receipt.new, match)
                 overflow: list[int] = []
                 for row, decision, outbound_id in committed.messages:
                     if row.state is InboundState.DUPLICATE:
@@ -468,15 +475,30 @@ class Daemon:
             lease_s=OUTBOX_LEASE_S,
         )
 
-    def receipt_recorded(self, receipt: NewReceipt, outbound_id: int | None) -> None:
+    def receipt_recorded(self, receipt: NewReceipt, match: ReceiptMatch | None) -> None:
+        """Count and log a committed receipt; with the MO id and masked phone of
+        the request it answers when it matched a reply (not yet: one that came
+        before its submit_sm_resp was recorded)."""
         self.metrics.receipts.labels(carrier=receipt.carrier, stat=receipt.stat).inc()
+        if match is None:
+            log.info(
+                "receipt_received",
+                carrier=receipt.carrier,
+                message_id=receipt.message_id,
+                stat=receipt.stat,
+                err=receipt.err,
+                outbound_id=None,
+            )
+            return
         log.info(
             "receipt_received",
             carrier=receipt.carrier,
             message_id=receipt.message_id,
             stat=receipt.stat,
             err=receipt.err,
-            outbound_id=outbound_id,
+            outbound_id=match.outbound_id,
+            mo_id=match.mo_id,
+            msisdn=mask_msisdn(match.destination_addr),
         )
 
     def decide_at_once(self, batch: Sequence[InboundMessage]) -> list[Decision | None]:

@@ -110,6 +110,7 @@ __all__ = [
     "ChargesDay",
     "InboundCommit",
     "PruneCounts",
+    "ReceiptMatch",
     "ReceiptsDay",
     "SchemaNotCurrent",
     "SqlStore",
@@ -212,8 +213,18 @@ class InboundCommit:
     #: Each MO as stored (its state as committed), its decision if one was made
     #: at once, and the outbound id of its reply (None where undecided).
     messages: list[tuple[InboundMessage, Decision | None, int | None]]
-    #: Each receipt's matched outbound id (None: kept for mark_accepted).
-    receipts: list[int | None]
+    #: Each receipt's reply (None: kept for mark_accepted).
+    receipts: list[ReceiptMatch | None]
+
+
+@attrs.frozen(kw_only=True)
+class ReceiptMatch:
+    """The reply a receipt was matched to, and the MO it answered."""
+
+    outbound_id: int
+    mo_id: int
+    #: The subscriber's number, as the reply was addressed.
+    destination_addr: str
 
 
 def _check_decisions(decisions: Iterable[Decision]) -> None:
@@ -468,9 +479,19 @@ _MATCH_RECEIPT = (
     update(ReceiptRow).where(ReceiptRow.id == bindparam("rid")).values(outbound_id=bindparam("oid"))
 )
 
-_OWNERS_OF_KEYS = select(OutboundIdRow.carrier, OutboundIdRow.key, OutboundIdRow.outbound_id).where(
-    OutboundIdRow.carrier.in_(bindparam("carriers", expanding=True)),
-    OutboundIdRow.key.in_(bindparam("keys", expanding=True)),
+_OWNERS_OF_KEYS = (
+    select(
+        OutboundIdRow.carrier,
+        OutboundIdRow.key,
+        OutboundIdRow.outbound_id,
+        OutboundRow.inbound_id,
+        OutboundRow.destination_addr,
+    )
+    .join(OutboundRow, OutboundRow.id == OutboundIdRow.outbound_id)
+    .where(
+        OutboundIdRow.carrier.in_(bindparam("carriers", expanding=True)),
+        OutboundIdRow.key.in_(bindparam("keys", expanding=True)),
+    )
 )
 _INSERT_RECEIPT = insert(ReceiptRow)
 _INSERT_RECEIPT_KEY = insert(ReceiptKeyRow)
@@ -1142,15 +1163,17 @@ class SqlStore:
         if not receipts:
             return []
         with self._write() as conn:
-            return self._record_receipts(conn, receipts)
+            matches = self._record_receipts(conn, receipts)
+        return [m.outbound_id if m is not None else None for m in matches]
 
     def _record_receipts(
         self, conn: Connection, receipts: Sequence[NewReceipt]
-    ) -> list[int | None]:
+    ) -> list[ReceiptMatch | None]:
         if not receipts:
             return []
         keys = [sorted(r.id_keys or {r.message_id}) for r in receipts]
         owners: dict[tuple[str, str], int] = {}
+        replies: dict[int, ReceiptMatch] = {}
         for row in conn.execute(
             _OWNERS_OF_KEYS,
             {
@@ -1159,6 +1182,11 @@ class SqlStore:
             },
         ):
             owners[(row.carrier, row.key)] = row.outbound_id
+            replies[row.outbound_id] = ReceiptMatch(
+                outbound_id=row.outbound_id,
+                mo_id=row.inbound_id,
+                destination_addr=row.destination_addr,
+            )
         matched: list[int | None] = [
             max(
                 (owners[(r.carrier, k)] for k in ks if (r.carrier, k) in owners),
@@ -1216,7 +1244,7 @@ class SqlStore:
                     for m, ok, at in finals
                 ],
             )
-        return matched
+        return [replies[m] if m is not None else None for m in matched]
 
     @staticmethod
     def _apply_receipt(

@@ -7,6 +7,7 @@ charges recorded, nothing lost or doubled across a kill -9, a clean SIGTERM.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -123,6 +124,14 @@ async def test_receipts_are_recorded_and_no_password_is_left_in_plaintext(
             # MT charging: the charge became final on DELIVRD.
             assert daemon.query("SELECT state, amount_vnd FROM charges") == [("final", 1000)]
             await daemon.wait_log('"receipt_received"')
+            # The receipt's line names the request it answers, for grep or jq.
+            (mo_id,) = daemon.query("SELECT id FROM inbound_messages")[0]
+            (line,) = [
+                json.loads(text)
+                for text in daemon.log_text().splitlines()
+                if '"receipt_received"' in text
+            ]
+            assert (line["mo_id"], line["msisdn"], line["stat"]) == (mo_id, "0327xxx686", "DELIVRD")
             daemon.signal(signal.SIGTERM)
             assert await daemon.wait_exit() == 0
         # Neither the log nor any byte of the database holds the password.
