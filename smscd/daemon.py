@@ -36,9 +36,9 @@ their decision needs neither a hash nor the sender's rate-limit counts, so
 nothing can race it. The others go to the workers. A worker's first pass runs
 ``Pipeline.decide`` for a batch of MOs in one thread with a hasher that only
 catches the new password (a RATE_LIMITED decision is committed right there); a
-reset comes back with its password, is hashed in a thread of ``hash_limiter``
-(sized to the cores; the thread only hashes, so no core waits for the
-database) and committed by a group commit of its own. The sender's lock
+reset comes back with its password, is hashed in one of the ``hashing`` threads
+(one per core, niced below the event loop; they only hash, so no core waits
+for the database) and committed by a group commit of its own. The sender's lock
 (``sender_locks``) is held from the first pass to the commit, so two MOs of one
 number are never decided at once (the rate-limit check and the commit are
 separate store calls). Every committed reply is born leased to this daemon and
@@ -48,7 +48,7 @@ deliver_sm window with the MOs, so neither waits for more company before its
 transaction: an unacknowledged receipt is an MO the SMSC cannot send.
 
 Blocking calls (SQL, argon2) run in threads: database calls through
-``db_limiter``, hashing through ``hash_limiter``, so the event loop keeps
+``db_limiter``, hashing in the ``hashing`` threads, so the event loop keeps
 answering enquire_link under any load. ``SMSCD_PROFILE=FILE`` profiles the
 event loop (cProfile) into FILE.
 """
@@ -70,6 +70,7 @@ import structlog
 import trio
 
 from smscd import _metrics
+from smscd._background import BackgroundThreads
 from smscd._http import serve_http
 from smscd._lockfile import AlreadyRunning, DaemonLock
 from smscd._systemd import Notifier, watchdog_interval
@@ -150,7 +151,7 @@ CHECKPOINT_PERIOD_S = 30.0
 SETTLE_LINGER_S = 0.05
 LINGER_BELOW = 16
 #: Default pipeline workers per core (``[daemon] workers = 0``). Hashing is
-#: bounded by ``hash_limiter`` whatever this is; more workers let decisions that
+#: bounded by the ``hashing`` threads whatever this is; more workers let decisions that
 #: do not hash share their group commit.
 WORKERS_PER_CORE = 16
 #: Environment variable naming a file: profile the event loop into it (development).
@@ -331,8 +332,9 @@ class Daemon:
     notifier: Notifier = attrs.field(factory=Notifier)
     metrics: _metrics.Metrics = attrs.field(factory=_metrics.Metrics)
     db_limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(4))
-    hash_limiter: trio.CapacityLimiter = attrs.field(
-        factory=lambda: trio.CapacityLimiter(_cpu_count())
+    #: Hashing threads, one per core, niced below the event loop (see _background).
+    hashing: BackgroundThreads = attrs.field(
+        factory=lambda: BackgroundThreads(_cpu_count(), name="smscd-hash")
     )
     #: MO ids handed to a worker and not finished (so recovery skips them).
     in_progress: set[int] = attrs.field(factory=set)
@@ -553,16 +555,14 @@ class Daemon:
         transaction for the batch): decide with a hasher that only catches the
         new password, and commit the decisions that set none. A reset (the owner
         of the code, within the limits) comes back with its password, which is
-        hashed in a thread of ``hash_limiter``, then committed with the other
+        hashed in a ``hashing`` thread, then committed with the other
         resets waiting (``reset_commits``)."""
         try:
             quick = await self.quick_decisions.submit((mo, self.charging(mo.carrier)))
             if isinstance(quick, _NeedsHash):
                 # The hash thread only hashes: a core is never left idle while
                 # a reset waits for the database.
-                password_hash = await trio.to_thread.run_sync(
-                    self.hash_password, quick.password, limiter=self.hash_limiter
-                )
+                password_hash = await self.hashing.run(partial(self.hash_password, quick.password))
                 decision = attrs.evolve(quick.decision, password_hash=password_hash)
                 outbound_id = await self.reset_commits.submit(decision)
             else:
@@ -913,6 +913,12 @@ class Daemon:
         log.info("daemon_stopped")
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await self._serve(task_status)
+        finally:
+            self.hashing.close()
+
+    async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
         stop = trio.Event()
         async with trio.open_nursery() as root:
             root.start_soon(self.signals, stop)
