@@ -10,17 +10,20 @@ here). Writing methods begin with ``BEGIN IMMEDIATE`` on SQLite (see
 ``StoreUnavailable`` (with the statement's parameters hidden: they may carry a
 password).
 
-The daemon writes in batches (its group commits): ``store_inbound``,
-``commit_decisions``, ``mark_accepted_many`` and ``record_receipts`` take many
-rows and spend one transaction and a handful of statements on all of them
-(statements built once at import, ``executemany`` for independent rows); the
-one-row methods are batches of one. On SQLite the writing threads of one
+The daemon writes in batches (its group commits): ``commit_inbound`` (the MOs
+and receipts an SMSC delivered, with the decisions that can be made at once),
+``commit_decisions`` and ``mark_accepted_many`` take many rows and spend one
+transaction and a handful of statements on all of them (statements built once
+at import, ``executemany`` for independent rows; on SQLite the new rows' ids
+are numbered inside the transaction, see ``_insert_numbered``); the one-row
+methods are batches of one. On SQLite the writing threads of one
 process queue on a lock of the store before ``BEGIN IMMEDIATE``, not in
 SQLite's busy handler, which sleeps between retries.
 
 The invariants of DESIGN.md that live here:
 
-* (1) ``store_inbound`` commits the batch before returning; the daemon acks after.
+* (1) ``store_inbound`` and ``commit_inbound`` commit the batch before
+  returning; the daemon acks after.
 * (2) ``commit_decision`` flips the MO from ``received`` to ``decided`` with a
   conditional UPDATE (so two workers or two daemons can't both decide it),
   updates the password, queues the reply and records the charge, all in one
