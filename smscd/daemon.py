@@ -350,6 +350,8 @@ class Daemon:
         tuple[InboundMessage, ChargingMode], tuple[Decision, int | None] | _NeedsHash
     ] = attrs.field(init=False)
     reset_commits: _GroupCommit[Decision, int | None] = attrs.field(init=False)
+    #: Submitters between taking a reply and recording its verdict.
+    submitting: int = 0
     #: The SMSC's acceptances not yet written (``accept_recorder``), and its wake-up.
     accepted: list[tuple[int, str, frozenset[str]]] = attrs.field(factory=list)
     accepted_waiting: trio.Event = attrs.field(factory=trio.Event)
@@ -740,8 +742,12 @@ class Daemon:
                     dest_addr_npi=row.dest_addr_npi,
                     text=row.body,
                 )
-                result = await link.submit(message)
-                await self.settle(name, row, result)
+                self.submitting += 1
+                try:
+                    result = await link.submit(message)
+                    await self.settle(name, row, result)
+                finally:
+                    self.submitting -= 1
 
     async def settle(
         self, name: str, row: OutboundMessage, result: Accepted | RetryLater | Rejected
@@ -909,6 +915,12 @@ class Daemon:
         async with trio.open_nursery() as nursery:
             for link in self.links.values():
                 nursery.start_soon(link.stop)
+        # The submits the links finished while stopping have their verdicts
+        # recorded by their submitters; then the acceptances still waiting
+        # are written, so that no accepted reply is sent again after a restart.
+        with trio.move_on_after(STOP_DRAIN_S):
+            while self.submitting:  # noqa: ASYNC110 - many tasks change it; bounded above
+                await trio.sleep(0.01)
         await self.write_accepted()
         log.info("daemon_stopped")
 

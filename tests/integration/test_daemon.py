@@ -338,3 +338,36 @@ async def test_a_second_daemon_on_one_sqlite_store_is_refused(tmp_path: Path) ->
             assert b"another smscd daemon is using" in result.stdout
             # The first one is unharmed.
             assert await reply_for(daemon, "84911111114", "xin chao") == BAD_SYNTAX
+
+
+async def test_sigterm_under_load_records_every_reply_the_smsc_accepted(tmp_path: Path) -> None:
+    """What the SMSC accepted before a SIGTERM is ACCEPTED in the store after
+    it, so a restart sends none of those replies again."""
+    with trio.fail_after(60):
+        async with open_daemon(tmp_path, window=10) as daemon:
+            sim = daemon.sim
+
+            async def inject(i: int) -> None:
+                await sim.inject_mo(source_addr=f"8491{i:07d}", text="xin chao")
+
+            async with trio.open_nursery() as nursery:
+                for i in range(60):
+                    nursery.start_soon(inject, i)
+                await sim.wait_submitted(20)
+                # Submits still in flight when the links stop are accepted
+                # during the stop: their verdicts come last.
+                sim.delay_responses(0.3)
+                await trio.sleep(0.1)
+                daemon.signal(signal.SIGTERM)
+                nursery.cancel_scope.cancel()
+            assert await daemon.wait_exit() == 0
+            submitted = {s.event.destination_addr for s in sim.submitted}
+            recorded = {
+                row[0]
+                for row in daemon.query(
+                    "SELECT destination_addr FROM outbound_messages"
+                    " WHERE state IN ('accepted', 'delivered')"
+                )
+            }
+            assert len(submitted) >= 20
+            assert recorded == submitted
