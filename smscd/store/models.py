@@ -75,6 +75,13 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _sqlite_text(value: datetime) -> str:
+    """The stored form on SQLite; no conversion for a value already in UTC."""
+    if value.tzinfo is not UTC:
+        value = _as_utc(value)
+    return value.isoformat(" ", "microseconds")[:_ISO_LENGTH]
+
+
 class _SqliteIsoDateTime(sqlite.DATETIME):
     """SQLite's DATETIME column whose values :class:`UtcDateTime` already turned
     into (and reads back from) its ISO strings: no second conversion on the way
@@ -109,23 +116,17 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | str | None:
         if value is None:
             return None
-        utc = _as_utc(value)
         if dialect.name == "sqlite":
-            return utc.isoformat(" ", "microseconds")[:_ISO_LENGTH]
-        return utc
+            return _sqlite_text(value)
+        return _as_utc(value)
 
     def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
 
-        # SQLite: one closure, no second (impl) step, and no conversion at all
-        # for the common case of a value already in UTC.
+        # SQLite: one closure, no second (impl) step.
         def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is not UTC:
-                value = _as_utc(value)
-            return value.isoformat(" ", "microseconds")[:_ISO_LENGTH]
+            return None if value is None else _sqlite_text(value)
 
         return process
 
