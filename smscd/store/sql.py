@@ -230,6 +230,19 @@ class ReceiptMatch:
     destination_addr: str
 
 
+def _decided_params(decisions: Iterable[tuple[Decision, object]]) -> list[dict[str, Any]]:
+    """The parameters of ``_DECIDE_MANY`` for these decisions."""
+    return [
+        {
+            "mo_id": decision.inbound_id,
+            "p_outcome": decision.outcome.value,
+            "p_code": decision.bhxh_code,
+            "p_at": decision.decided_at,
+        }
+        for decision, _mo in decisions
+    ]
+
+
 def _check_decisions(decisions: Iterable[Decision]) -> None:
     for decision in decisions:
         reset = decision.outcome is Outcome.RESET_OK
@@ -848,18 +861,7 @@ class SqlStore:
             if row is not None:
                 flipped.append((decision, row))
         if flipped:
-            result = conn.execute(
-                _DECIDE_MANY,
-                [
-                    {
-                        "mo_id": decision.inbound_id,
-                        "p_outcome": decision.outcome.value,
-                        "p_code": decision.bhxh_code,
-                        "p_at": decision.decided_at,
-                    }
-                    for decision, _row in flipped
-                ],
-            )
+            result = conn.execute(_DECIDE_MANY, _decided_params(flipped))
             if result.rowcount not in (-1, len(flipped)):
                 raise StoreError("inbound messages changed state while being decided")
         return flipped
@@ -911,18 +913,7 @@ class SqlStore:
             if any(decision.outcome is Outcome.RESET_OK for decision, _mo in decided):
                 raise ValueError("commit_inbound does not take a RESET_OK decision")
             if decided:
-                conn.execute(
-                    _DECIDE_MANY,
-                    [
-                        {
-                            "mo_id": mo.id,
-                            "p_outcome": decision.outcome.value,
-                            "p_code": decision.bhxh_code,
-                            "p_at": decision.decided_at,
-                        }
-                        for decision, mo in decided
-                    ],
-                )
+                conn.execute(_DECIDE_MANY, _decided_params(decided))
             outbound = self._apply_decisions(conn, decided, lease_s=lease_s)
             matched = self._record_receipts(conn, receipts)
         decisions = {mo.id: decision for decision, mo in decided}
