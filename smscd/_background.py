@@ -67,10 +67,6 @@ class BackgroundThreads:
         for thread in self._threads:
             thread.start()
 
-    @property
-    def count(self) -> int:
-        return len(self._threads)
-
     def _work(self) -> None:
         # Not Linux, or not permitted: the thread keeps the process's priority.
         with contextlib.suppress(OSError, AttributeError):
