@@ -106,7 +106,6 @@ from smscd.store import (
     OutboundMessage,
     OutboundState,
     ResetCounts,
-    ResetStore,
     StoreError,
     StoreUnavailable,
 )
@@ -120,7 +119,9 @@ from smscd.store.sql import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+
+    from smscd.reset import Hasher
 
 __all__ = ["Daemon", "run"]
 
@@ -346,9 +347,9 @@ class Daemon:
     metrics_port: int | None = None
     #: Group commits: decisions (with their password, reply and charge) and the
     #: SMSC's acceptances of replies, each many per transaction under load.
-    quick_decisions: _GroupCommit[
-        tuple[InboundMessage, ChargingMode], tuple[Decision, int | None] | _NeedsHash
-    ] = attrs.field(init=False)
+    quick_decisions: _GroupCommit[InboundMessage, tuple[Decision, int | None] | _NeedsHash] = (
+        attrs.field(init=False)
+    )
     reset_commits: _GroupCommit[Decision, int | None] = attrs.field(init=False)
     #: Submitters between taking a reply and recording its verdict.
     submitting: int = 0
@@ -484,50 +485,52 @@ class Daemon:
         the request it answers when it matched a reply (not yet: one that came
         before its submit_sm_resp was recorded)."""
         self.metrics.receipts.labels(carrier=receipt.carrier, stat=receipt.stat).inc()
-        if match is None:
-            log.info(
-                "receipt_received",
-                carrier=receipt.carrier,
-                message_id=receipt.message_id,
-                stat=receipt.stat,
-                err=receipt.err,
-                outbound_id=None,
-            )
-            return
+        request = (
+            {}
+            if match is None
+            else {"mo_id": match.mo_id, "msisdn": mask_msisdn(match.destination_addr)}
+        )
         log.info(
             "receipt_received",
             carrier=receipt.carrier,
             message_id=receipt.message_id,
             stat=receipt.stat,
             err=receipt.err,
-            outbound_id=match.outbound_id,
-            mo_id=match.mo_id,
-            msisdn=mask_msisdn(match.destination_addr),
+            outbound_id=match.outbound_id if match is not None else None,
+            **request,
         )
 
     def decide_at_once(self, batch: Sequence[InboundMessage]) -> list[Decision | None]:
         """Blocking, inside the intake transaction: the decisions of ``batch``
         that can be made without the sender's lock; None for the others."""
+        outcomes = list(self.decide_each(batch, _NoHasher(), owners_wait=True))
+        failed = [o for o in outcomes if isinstance(o, StoreError)]
+        if failed:
+            # Left RECEIVED: the workers decide them.
+            log.warning("intake_lookup_failed", error=str(failed[0]), count=len(failed))
+        return [o if isinstance(o, Decision) else None for o in outcomes]
+
+    def decide_each(
+        self, batch: Sequence[InboundMessage], hasher: Hasher, *, owners_wait: bool = False
+    ) -> Iterator[Decision | StoreError | _OwnerWaits]:
+        """Blocking: ``Pipeline.decide`` for each MO of ``batch`` in turn (lazily:
+        a caller may look at its hasher between two), the batch's accounts read
+        in one query first; each MO's decision, or the exception that stopped it."""
         try:
-            store = _BatchReads.prefetch(self.store, (mo.text for mo in batch), owners_wait=True)
+            store = _BatchReads.prefetch(
+                self.store, (mo.text for mo in batch), owners_wait=owners_wait
+            )
         except StoreError as exc:
-            log.warning("intake_lookup_failed", error=str(exc), count=len(batch))
-            return [None] * len(batch)
-        pipeline = attrs.evolve(self.pipeline, hasher=_NoHasher())
-        decisions: list[Decision | None] = []
+            yield from (exc for _mo in batch)
+            return
+        pipeline = attrs.evolve(self.pipeline, hasher=hasher)
         for mo in batch:
             try:
-                decisions.append(
-                    pipeline.decide(
-                        mo,
-                        store,
-                        charging=self.charging(mo.carrier),
-                        charge_vnd=self.config.charge_vnd,
-                    )
+                yield pipeline.decide(
+                    mo, store, charging=self.charging(mo.carrier), charge_vnd=self.config.charge_vnd
                 )
-            except (_OwnerWaits, StoreError):
-                decisions.append(None)
-        return decisions
+            except (_OwnerWaits, StoreError) as exc:
+                yield exc
 
     def charging(self, carrier: str) -> ChargingMode:
         smsc = self.config.smsc(carrier) if carrier in self.links else None
@@ -560,7 +563,7 @@ class Daemon:
         hashed in a ``hashing`` thread, then committed with the other
         resets waiting (``reset_commits``)."""
         try:
-            quick = await self.quick_decisions.submit((mo, self.charging(mo.carrier)))
+            quick = await self.quick_decisions.submit(mo)
             if isinstance(quick, _NeedsHash):
                 # The hash thread only hashes: a core is never left idle while
                 # a reset waits for the database.
@@ -614,32 +617,22 @@ class Daemon:
         return True
 
     def decide_quickly(
-        self, batch: Sequence[tuple[InboundMessage, ChargingMode]]
+        self, batch: Sequence[InboundMessage]
     ) -> list[tuple[Decision, int | None] | _NeedsHash | Exception]:
         """Blocking: the first pass of ``decide`` for a batch (see there)."""
         catcher = _PasswordCatcher()
-        pipeline = attrs.evolve(self.pipeline, hasher=catcher)
         results: list[tuple[Decision, int | None] | _NeedsHash | Exception] = []
         decided: list[tuple[int, Decision]] = []
-        try:
-            store: ResetStore = _BatchReads.prefetch(self.store, (mo.text for mo, _c in batch))
-        except StoreError as exc:
-            return [exc] * len(batch)
-        for mo, charging in batch:
-            catcher.password = None
-            try:
-                decision = pipeline.decide(
-                    mo, store, charging=charging, charge_vnd=self.config.charge_vnd
-                )
-            except StoreError as exc:
-                results.append(exc)
-                continue
-            if catcher.password is not None:
+        for first_pass in self.decide_each(batch, catcher):
+            if not isinstance(first_pass, Decision):
+                results.append(first_pass)
+            elif catcher.password is not None:
                 # A reset: the pipeline hashed (we only caught the password).
-                results.append(_NeedsHash(decision=decision, password=catcher.password))
-                continue
-            decided.append((len(results), decision))
-            results.append(StoreError("not committed"))  # replaced below
+                results.append(_NeedsHash(decision=first_pass, password=catcher.password))
+            else:
+                decided.append((len(results), first_pass))
+                results.append(StoreError("not committed"))  # replaced below
+            catcher.password = None
         if decided:
             committed = self.commit_decisions([decision for _i, decision in decided])
             for (i, decision), outcome in zip(decided, committed, strict=True):
