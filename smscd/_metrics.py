@@ -52,7 +52,7 @@ class Metrics:
         self.link_up = Gauge("smscd_link_bound", "1 when the bind is up", ["carrier"], registry=r)
         self.hash_cpu = Summary(
             "smscd_password_hash_cpu_seconds",
-            "CPU time of the hashing thread per new password (argon2id)",
+            "CPU time of the hashing process per new password (argon2id)",
             registry=r,
         )
 

@@ -5,7 +5,9 @@ Theory of operation
 One trio nursery holds every task of the process::
 
     link.run xcarrier ──inbound()──▶ intake xcarrier ── MOs, receipts ──▶ committer ─┬─▶ hand-off
+                                                                                     ├─▶ reset
                                                                                      └─▶ decide
+    reset ──▶ resetter xN ──▶ hash (a hashing process) ──▶ commit ──▶ hand-off
     decide ──▶ worker xN ──▶ first pass, batched (decide without hashing; commit
                              what needs no hash) ──▶ resets: hash, commit ──▶ hand-off
     hand-off / outbox claimer xcarrier ──▶ submitter xwindow ──link.submit──▶ accepted/retry/failed
@@ -29,26 +31,29 @@ thread hop costs the one core the GIL gives us. Each write path is a group
 commit: whatever waits while one transaction runs goes into the next one
 (``committer`` drains a channel of MOs and receipts, both in one transaction;
 ``accept_recorder`` a list of the SMSC's acceptances; decisions use
-``_GroupCommit``, where the first waiter writes for everyone). Most MOs (help,
-invalid code, mismatch: every one that does not come from the registered phone
-of its code) are decided in their intake transaction (``decide_at_once``):
-their decision needs neither a hash nor the sender's rate-limit counts, so
-nothing can race it. The others go to the workers. A worker's first pass runs
-``Pipeline.decide`` for a batch of MOs in one thread with a hasher that only
-catches the new password (a RATE_LIMITED decision is committed right there); a
-reset comes back with its password, is hashed in one of the ``hashing`` threads
-(one per core, niced below the event loop; they only hash, so no core waits
-for the database) and committed by a group commit of its own. The sender's lock
-(``sender_locks``) is held from the first pass to the commit, so two MOs of one
-number are never decided at once (the rate-limit check and the commit are
-separate store calls). Every committed reply is born leased to this daemon and
-handed straight to its carrier's submitters; the claimer takes the rest
-(retries, leases run out, other daemons' work). Receipts share the SMSC's
+``_GroupCommit``, where the first waiter writes for everyone). MOs are decided
+in their intake transaction (``decide_at_once``), read for read as a worker
+would: help, invalid code, mismatch and RATE_LIMITED are committed with it. A
+reset (the registered phone, within its limits) gets its new password there
+but stays RECEIVED: the password is hashed in one of the ``hashing`` processes
+(one per core, niced below the daemon; see ``smscd._hashing``) and the reset
+committed by a resetter, with a group commit of its own. Two decisions of one
+number must never overlap (the rate-limit check and the commit are separate
+store calls), so a sender is held (``senders``) from its check to its commit:
+the committer holds the senders of its batch for the transaction, and a
+reset's sender stays held until the resetter commits it. An MO whose sender is
+held, and a second one of the same sender in one batch, stay RECEIVED for the
+workers, which decide them like the MOs left by a crash: a first pass for a
+batch of MOs in one thread, with a hasher that only catches the new password,
+then a reset is finished like one from intake. Every committed reply is born
+leased to this daemon and handed straight to its carrier's submitters, without
+waiting (if they are all busy, its lease is freed); the claimer takes the rest
+(retries, leases run out or freed, other daemons' work). Receipts share the SMSC's
 deliver_sm window with the MOs, so neither waits for more company before its
 transaction: an unacknowledged receipt is an MO the SMSC cannot send.
 
-Blocking calls (SQL, argon2) run in threads: database calls through
-``db_limiter``, hashing in the ``hashing`` threads, so the event loop keeps
+Blocking calls run off the event loop: database calls in threads through
+``db_limiter``, argon2 in the ``hashing`` processes, so the event loop keeps
 answering enquire_link under any load. ``SMSCD_PROFILE=FILE`` profiles the
 event loop (cProfile) into FILE.
 """
@@ -59,7 +64,6 @@ import contextlib
 import os
 import random
 import signal
-import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -70,7 +74,7 @@ import structlog
 import trio
 
 from smscd import _metrics
-from smscd._background import BackgroundThreads
+from smscd._hashing import HashFailed, HashProcesses
 from smscd._http import serve_http
 from smscd._lockfile import AlreadyRunning, DaemonLock
 from smscd._systemd import Notifier, watchdog_interval
@@ -152,9 +156,12 @@ CHECKPOINT_PERIOD_S = 30.0
 SETTLE_LINGER_S = 0.05
 LINGER_BELOW = 16
 #: Default pipeline workers per core (``[daemon] workers = 0``). Hashing is
-#: bounded by the ``hashing`` threads whatever this is; more workers let decisions that
-#: do not hash share their group commit.
+#: bounded by the ``hashing`` processes whatever this is; more workers let decisions
+#: that do not hash share their group commit.
 WORKERS_PER_CORE = 16
+#: Resetters per hashing process: enough to keep each process's queue full
+#: (``_hashing.DEPTH``) while others commit.
+RESETTERS_PER_HASHER = 4
 #: Environment variable naming a file: profile the event loop into it (development).
 PROFILE_ENV = "SMSCD_PROFILE"
 
@@ -181,7 +188,7 @@ _HASH_PENDING = "<hash pending>"
 
 class _PasswordCatcher:
     """The hasher of the first pass of a decision (``Daemon.decide``): keeps the
-    new password for the real hash (done next, in a thread of its own) and
+    new password for the real hash (done next, in a hashing process) and
     answers with a placeholder."""
 
     password: str | None = None
@@ -193,15 +200,36 @@ class _PasswordCatcher:
 
 class _OwnerWaits(Exception):
     """Raised from the pipeline's rate-limit read at intake: the MO comes from
-    the registered phone of its code, so it is decided by a worker, under the
-    sender's lock."""
+    the registered phone of its code, and another decision of that sender is
+    in progress, so it is decided by a worker once that one is committed."""
 
 
-class _NoHasher:
-    """The hasher of decisions made at intake, which never reach the hash."""
+class _Senders:
+    """The senders with a decision in progress: one at a time per sender.
 
-    def hash(self, password: str) -> str:
-        raise AssertionError("a decision made at intake reached the hash")
+    The rate-limit check and the commit of a reset are separate store calls
+    (the hash comes between), and only the registered phone can reach a
+    reset, so holding its sender from the check to the commit closes the
+    check-then-act race. A sender is held by whoever decides (the committer
+    for a batch, then a resetter; or a worker), not by a task, so a hold can
+    change hands without a gap."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, trio.Event] = {}
+
+    def try_hold(self, msisdn: str) -> bool:
+        if msisdn in self._held:
+            return False
+        self._held[msisdn] = trio.Event()
+        return True
+
+    async def hold(self, msisdn: str) -> None:
+        while (released := self._held.get(msisdn)) is not None:
+            await released.wait()
+        self._held[msisdn] = trio.Event()
+
+    def release(self, msisdn: str) -> None:
+        self._held.pop(msisdn).set()
 
 
 def _reply_row(mo: InboundMessage, decision: Decision, outbound_id: int) -> OutboundMessage:
@@ -227,15 +255,17 @@ class _BatchReads:
 
     store: SqlStore
     accounts: Mapping[str, Account | None]
-    #: At intake: an MO that gets as far as the rate limits raises _OwnerWaits.
-    owners_wait: bool = False
+    #: At intake: the senders the committer holds (``_Senders``) and that no
+    #: MO of this batch has reached the rate limits for yet. An MO of another
+    #: sender that gets as far as the rate limits raises _OwnerWaits.
+    free_senders: set[str] | None = None
 
     @classmethod
     def prefetch(
-        cls, store: SqlStore, texts: Iterable[str], *, owners_wait: bool = False
+        cls, store: SqlStore, texts: Iterable[str], *, free_senders: set[str] | None = None
     ) -> _BatchReads:
         codes = [p.code for p in map(parse_message, texts) if isinstance(p, ResetRequest)]
-        return cls(store, store.find_accounts(codes), owners_wait)
+        return cls(store, store.find_accounts(codes), free_senders)
 
     def find_account(self, bhxh_code: str) -> Account | None:
         if bhxh_code in self.accounts:
@@ -245,8 +275,12 @@ class _BatchReads:
     def reset_counts(
         self, *, msisdn: str, bhxh_code: str, day_start: datetime, month_start: datetime
     ) -> ResetCounts:
-        if self.owners_wait:
-            raise _OwnerWaits
+        if self.free_senders is not None:
+            if msisdn not in self.free_senders:
+                raise _OwnerWaits
+            # Its counts are read once per transaction: a second MO of the
+            # sender in this batch is decided by a worker, after this one.
+            self.free_senders.discard(msisdn)
         return self.store.reset_counts(
             msisdn=msisdn, bhxh_code=bhxh_code, day_start=day_start, month_start=month_start
         )
@@ -261,6 +295,14 @@ class _NeedsHash:
 
     decision: Decision
     password: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class _Reset:
+    """A reset decided at intake, its sender held: to be hashed and committed."""
+
+    mo: InboundMessage
+    reset: _NeedsHash
 
 
 @attrs.define(eq=False)
@@ -333,13 +375,15 @@ class Daemon:
     notifier: Notifier = attrs.field(factory=Notifier)
     metrics: _metrics.Metrics = attrs.field(factory=_metrics.Metrics)
     db_limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(4))
-    #: Hashing threads, one per core, niced below the event loop (see _background).
-    hashing: BackgroundThreads = attrs.field(
-        factory=lambda: BackgroundThreads(_cpu_count(), name="smscd-hash")
+    #: Hashing processes, one per core, niced below the event loop (see _hashing).
+    hashing: HashProcesses = attrs.field(
+        default=attrs.Factory(
+            lambda self: HashProcesses(self.config.reset.hash, _cpu_count()), takes_self=True
+        )
     )
     #: MO ids handed to a worker and not finished (so recovery skips them).
     in_progress: set[int] = attrs.field(factory=set)
-    sender_locks: dict[str, trio.Lock] = attrs.field(factory=dict)
+    senders: _Senders = attrs.field(factory=_Senders)
     #: Per carrier: where freshly committed replies go to be submitted.
     handoff: dict[str, trio.MemorySendChannel[OutboundMessage]] = attrs.field(factory=dict)
     stopping: bool = False
@@ -405,11 +449,13 @@ class Daemon:
         self,
         receive: trio.MemoryReceiveChannel[_Pending],
         send_decide: trio.MemorySendChannel[InboundMessage],
+        send_reset: trio.MemorySendChannel[_Reset],
     ) -> None:
         """Group commit: one transaction for every MO and receipt waiting (and
         the decisions that can be made at once), then their acks: a 0 only for
-        what was committed."""
-        async with receive, send_decide:
+        what was committed. Resets decided at once go to the resetters with
+        their senders still held; the MOs left undecided go to the workers."""
+        async with receive, send_decide, send_reset:
             async for first in receive:
                 batch = [first]
                 while len(batch) < self.config.intake_batch:
@@ -419,11 +465,16 @@ class Daemon:
                         break
                 mos = [p for p in batch if isinstance(p, _PendingMo)]
                 receipts = [p for p in batch if isinstance(p, _PendingReceipt)]
+                held = {m for m in {p.new.msisdn for p in mos} if self.senders.try_hold(m)}
                 try:
-                    committed = await self.db(
-                        self.intake_batch, [p.new for p in mos], [p.new for p in receipts]
+                    committed, resets = await self.db(
+                        self.intake_batch, [p.new for p in mos], [p.new for p in receipts], held
                     )
-                except StoreError as exc:
+                except BaseException as exc:
+                    for msisdn in held:
+                        self.senders.release(msisdn)
+                    if not isinstance(exc, StoreError):
+                        raise
                     # Invariant 1: nothing unstored is acknowledged with 0.
                     log.error(
                         "inbound_store_failed",
@@ -437,6 +488,9 @@ class Daemon:
                             carrier=pending.new.carrier, outcome="tempfail"
                         ).inc()
                     continue
+                # Released before anything here waits: a worker may wait for one.
+                for msisdn in held - {r.mo.msisdn for r in resets.values()}:
+                    self.senders.release(msisdn)
                 await ack_all([p.item for p in batch], 0)
                 for receipt, match in zip(receipts, committed.receipts, strict=True):
                     self.receipt_recorded(receipt.new, match)
@@ -454,9 +508,12 @@ class Daemon:
                         self.decided(row, decision, outbound_id)
                         if not self.hand_off_now(row, decision, outbound_id):
                             overflow.append(outbound_id)
-                    else:
+                    elif row.id not in resets:
                         self.in_progress.add(row.id)
                         await send_decide.send(row)
+                for reset in resets.values():
+                    self.in_progress.add(reset.mo.id)
+                    await send_reset.send(reset)
                 if overflow:
                     # No submitter free and the hand-off buffer full: let the
                     # claimer take these now rather than when their lease ends.
@@ -464,21 +521,21 @@ class Daemon:
                         await self.db(self.store.release_leases, overflow)
 
     def intake_batch(
-        self, mos: Sequence[NewInbound], receipts: Sequence[NewReceipt]
-    ) -> InboundCommit:
-        """Blocking: commit a batch of MOs and receipts, with every decision
-        that needs neither a hash nor the sender's rate-limit counts (help,
-        invalid code, mismatch) made in the same transaction
-        (``decide_at_once``). The other MOs (from the registered phone of their
-        code) stay RECEIVED for the workers, which decide them one at a time per
-        sender."""
-        return self.store.commit_inbound(
+        self, mos: Sequence[NewInbound], receipts: Sequence[NewReceipt], held: set[str]
+    ) -> tuple[InboundCommit, dict[int, _Reset]]:
+        """Blocking: commit a batch of MOs and receipts, with the decisions
+        made in the same transaction (``decide_at_once``); return it with the
+        resets it decided, by MO id, which stay RECEIVED until their hash is
+        committed."""
+        resets: dict[int, _Reset] = {}
+        committed = self.store.commit_inbound(
             mos,
             receipts,
             duplicate_window_s=self.config.reset.duplicate_window,
-            decide=self.decide_at_once,
+            decide=partial(self.decide_at_once, free_senders=set(held), resets=resets),
             lease_s=OUTBOX_LEASE_S,
         )
+        return committed, resets
 
     def receipt_recorded(self, receipt: NewReceipt, match: ReceiptMatch | None) -> None:
         """Count and log a committed receipt; with the MO id and masked phone of
@@ -500,25 +557,55 @@ class Daemon:
             **request,
         )
 
-    def decide_at_once(self, batch: Sequence[InboundMessage]) -> list[Decision | None]:
+    def decide_at_once(
+        self,
+        batch: Sequence[InboundMessage],
+        *,
+        free_senders: set[str],
+        resets: dict[int, _Reset],
+    ) -> list[Decision | None]:
         """Blocking, inside the intake transaction: the decisions of ``batch``
-        that can be made without the sender's lock; None for the others."""
-        outcomes = list(self.decide_each(batch, _NoHasher(), owners_wait=True))
-        failed = [o for o in outcomes if isinstance(o, StoreError)]
+        to commit with it; None for the MOs to leave RECEIVED. A reset (the
+        registered phone, within its limits: only for a sender in
+        ``free_senders``, which the committer holds) is left RECEIVED too and
+        put in ``resets``: its password is hashed and committed after this
+        transaction, and the counts it was checked against cannot change
+        meanwhile, as its sender stays held. An MO of a sender with another
+        decision in progress is left to a worker."""
+        catcher = _PasswordCatcher()
+        answers: list[Decision | None] = []
+        failed: list[StoreError] = []
+        for mo, outcome in zip(
+            batch, self.decide_each(batch, catcher, free_senders=free_senders), strict=True
+        ):
+            if isinstance(outcome, StoreError):
+                failed.append(outcome)
+            if not isinstance(outcome, Decision):
+                answers.append(None)
+            elif catcher.password is not None:
+                resets[mo.id] = _Reset(mo, _NeedsHash(decision=outcome, password=catcher.password))
+                answers.append(None)
+            else:
+                answers.append(outcome)
+            catcher.password = None
         if failed:
             # Left RECEIVED: the workers decide them.
             log.warning("intake_lookup_failed", error=str(failed[0]), count=len(failed))
-        return [o if isinstance(o, Decision) else None for o in outcomes]
+        return answers
 
     def decide_each(
-        self, batch: Sequence[InboundMessage], hasher: Hasher, *, owners_wait: bool = False
+        self,
+        batch: Sequence[InboundMessage],
+        hasher: Hasher,
+        *,
+        free_senders: set[str] | None = None,
     ) -> Iterator[Decision | StoreError | _OwnerWaits]:
         """Blocking: ``Pipeline.decide`` for each MO of ``batch`` in turn (lazily:
         a caller may look at its hasher between two), the batch's accounts read
         in one query first; each MO's decision, or the exception that stopped it."""
         try:
             store = _BatchReads.prefetch(
-                self.store, (mo.text for mo in batch), owners_wait=owners_wait
+                self.store, (mo.text for mo in batch), free_senders=free_senders
             )
         except StoreError as exc:
             yield from (exc for _mo in batch)
@@ -541,48 +628,73 @@ class Daemon:
     async def worker(self, receive_decide: trio.MemoryReceiveChannel[InboundMessage]) -> None:
         async with receive_decide:
             async for mo in receive_decide:
-                # One decision at a time per sender: the rate-limit check and the
-                # commit are two store calls, and only the registered phone can
-                # reach a successful reset, so this closes the check-then-act race.
-                lock = self.sender_locks.setdefault(mo.msisdn, trio.Lock())
                 try:
-                    async with lock:
+                    await self.senders.hold(mo.msisdn)
+                    try:
                         await self.decide(mo)
+                    finally:
+                        self.senders.release(mo.msisdn)
                 finally:
                     self.in_progress.discard(mo.id)
-                    if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                        self.sender_locks.pop(mo.msisdn, None)
+
+    async def resetter(self, receive_reset: trio.MemoryReceiveChannel[_Reset]) -> None:
+        """Hash and commit the resets decided at intake, then release their
+        senders. Never waits for a sender, so the workers that wait for one
+        always see it released."""
+        async with receive_reset:
+            async for reset in receive_reset:
+                try:
+                    await self.finish_reset(reset.mo, reset.reset)
+                finally:
+                    self.senders.release(reset.mo.msisdn)
+                    self.in_progress.discard(reset.mo.id)
 
     async def decide(self, mo: InboundMessage) -> None:
-        """Decide and commit one MO; the sender's lock is held until it is committed.
+        """Decide and commit one MO (a worker's, its sender held).
 
         First pass, batched with the other workers' MOs (one thread hop and one
         transaction for the batch): decide with a hasher that only catches the
         new password, and commit the decisions that set none. A reset (the owner
-        of the code, within the limits) comes back with its password, which is
-        hashed in a ``hashing`` thread, then committed with the other
-        resets waiting (``reset_commits``)."""
+        of the code, within the limits) comes back with its password and is
+        finished like one decided at intake (``finish_reset``)."""
         try:
             quick = await self.quick_decisions.submit(mo)
-            if isinstance(quick, _NeedsHash):
-                # The hash thread only hashes: a core is never left idle while
-                # a reset waits for the database.
-                password_hash = await self.hashing.run(partial(self.hash_password, quick.password))
-                decision = attrs.evolve(quick.decision, password_hash=password_hash)
-                outbound_id = await self.reset_commits.submit(decision)
-            else:
-                decision, outbound_id = quick
         except StoreError as exc:
             # The MO stays RECEIVED; recovery retries it.
             log.warning("reset_step_failed", mo_id=mo.id, error=str(exc))
             return
-        if outbound_id is None:
-            return  # decided elsewhere (another daemon, an earlier run)
+        if isinstance(quick, _NeedsHash):
+            await self.finish_reset(mo, quick)
+            return
+        decision, outbound_id = quick
+        if outbound_id is not None:  # None: decided elsewhere (another daemon)
+            await self.committed(mo, decision, outbound_id)
+
+    async def finish_reset(self, mo: InboundMessage, reset: _NeedsHash) -> None:
+        """Hash the new password in a hashing process, then commit the reset
+        with the others waiting (``reset_commits``); its sender is held."""
+        try:
+            password_hash, cpu_s = await self.hashing.hash(reset.password)
+            self.metrics.hash_cpu.observe(cpu_s)
+            decision = attrs.evolve(reset.decision, password_hash=password_hash)
+            outbound_id = await self.reset_commits.submit(decision)
+        except (StoreError, HashFailed) as exc:
+            # The MO stays RECEIVED; recovery decides it again (a new password).
+            log.warning("reset_step_failed", mo_id=mo.id, error=str(exc))
+            return
+        if outbound_id is not None:  # None: decided elsewhere (another daemon)
+            await self.committed(mo, decision, outbound_id)
+
+    async def committed(self, mo: InboundMessage, decision: Decision, outbound_id: int) -> None:
+        """Count and log a decision a worker or resetter committed, and hand its
+        reply to the submitters without waiting: if they are all busy and
+        their buffer is full, its lease is freed and the claimer sends it. A
+        decision never waits for the SMSC (a resetter that did would hold up
+        the intake behind it)."""
         self.decided(mo, decision, outbound_id)
-        channel = self.handoff.get(mo.carrier)
-        if channel is not None:
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await channel.send(_reply_row(mo, decision, outbound_id))
+        if not self.hand_off_now(mo, decision, outbound_id):
+            with contextlib.suppress(StoreError):
+                await self.db(self.store.release_leases, [outbound_id])
 
     def decided(self, mo: InboundMessage, decision: Decision, outbound_id: int) -> None:
         """Count and log a committed decision."""
@@ -638,14 +750,6 @@ class Daemon:
             for (i, decision), outcome in zip(decided, committed, strict=True):
                 results[i] = outcome if isinstance(outcome, Exception) else (decision, outcome)
         return results
-
-    def hash_password(self, password: str) -> str:
-        """Blocking: the hash of a reset's new password, its CPU time measured
-        (the thread's own, so waiting for a core does not count)."""
-        start = time.thread_time()
-        password_hash = self.pipeline.hasher.hash(password)
-        self.metrics.hash_cpu.observe(time.thread_time() - start)
-        return password_hash
 
     def commit_decisions(self, decisions: Sequence[Decision]) -> list[int | Exception | None]:
         """Blocking: one transaction for the batch; if it fails for another
@@ -883,6 +987,7 @@ class Daemon:
             log.error("config_reload_failed", error=str(exc))
             return
         self.pipeline.reload(fresh.reset, fresh.templates)
+        self.hashing.reconfigure(fresh.reset.hash)
         self.config = attrs.evolve(self.config, reset=fresh.reset, templates=fresh.templates)
         log.info("config_reloaded")
 
@@ -918,25 +1023,38 @@ class Daemon:
         log.info("daemon_stopped")
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            await self._serve(task_status)
-        finally:
-            self.hashing.close()
+        await self._serve(task_status)
 
     async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
         stop = trio.Event()
         async with trio.open_nursery() as root:
             root.start_soon(self.signals, stop)
+            await root.start(self.hashing.run)
             for link in self.links.values():
                 await root.start(link.run)
             send_inbound, receive_inbound = trio.open_memory_channel[_Pending](
                 self.config.intake_batch
             )
             send_decide, receive_decide = trio.open_memory_channel[InboundMessage](0)
-            async with send_inbound, receive_inbound, send_decide, receive_decide:
+            send_reset, receive_reset = trio.open_memory_channel[_Reset](0)
+            async with (
+                send_inbound,
+                receive_inbound,
+                send_decide,
+                receive_decide,
+                send_reset,
+                receive_reset,
+            ):
                 root.start_soon(self._run_intake, send_inbound.clone())
                 root.start_soon(self.accept_recorder)
-                root.start_soon(self.committer, receive_inbound.clone(), send_decide.clone())
+                root.start_soon(
+                    self.committer,
+                    receive_inbound.clone(),
+                    send_decide.clone(),
+                    send_reset.clone(),
+                )
+                for _ in range(self.hashing.count * RESETTERS_PER_HASHER):
+                    root.start_soon(self.resetter, receive_reset.clone())
                 for _ in range(self.config.workers or _cpu_count() * WORKERS_PER_CORE):
                     root.start_soon(self.worker, receive_decide.clone())
                 root.start_soon(self.recovery, send_decide.clone())

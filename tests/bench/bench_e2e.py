@@ -25,8 +25,9 @@ Scenarios, one fresh daemon each (so each has its own peak RSS):
 Per run: MO/s (replies received by the SMSC / seconds from the first inject to
 the last reply), MO->MT latency p50/p99 (inject of the deliver_sm to the
 simulator's read of the submit_sm for that number), the daemon's CPU seconds
-(user+sys, ``/proc/<pid>/stat``) per 1,000 MOs, counted until every receipt of
-the run was acknowledged, and its peak RSS (``VmHWM``, read before it is
+(user+sys, ``/proc/<pid>/stat``, with its hashing processes') per 1,000 MOs,
+counted until every receipt of the run was acknowledged, and its peak RSS
+(``VmHWM``, the daemon's plus each hashing process's, read before it is
 stopped). Figures are medians of the runs of a scenario.
 
     python -m tests.bench.bench_e2e [abc]
@@ -175,18 +176,33 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def _family(pid: int) -> list[int]:
+    """``pid`` and its children (the daemon's hashing processes)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(child) for child in (task / "children").read_text().split()]
+    return [pid, *children]
+
+
 def cpu_seconds(pid: int) -> float:
-    """user + system CPU of a process (all its threads), from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    """user + system CPU of a process (all its threads) and of its living
+    children (the hashing processes live as long as the daemon), from
+    /proc/<pid>/stat."""
+    ticks = 0
+    for member in _family(pid):
+        fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
+    """The sum of the peak RSS of a process and of each of its children."""
+    total = 0
+    for member in _family(pid):
+        for line in Path(f"/proc/{member}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total
 
 
 def _own_cpu_seconds() -> float:

@@ -13,6 +13,7 @@ import signal
 import socket
 import sqlite3
 from collections import Counter
+from functools import partial
 from typing import TYPE_CHECKING
 
 import pytest
@@ -371,3 +372,26 @@ async def test_sigterm_under_load_records_every_reply_the_smsc_accepted(tmp_path
             }
             assert len(submitted) >= 20
             assert recorded == submitted
+
+
+async def test_a_burst_from_the_registered_phone_resets_within_its_limit(tmp_path: Path) -> None:
+    # Resets are decided at intake and hashed after it; eight requests of one
+    # owner, in flight together (across intake batches and a reset still
+    # hashing), must still meet a limit of 3 a day exactly.
+    with trio.fail_after(60):
+        async with open_daemon(tmp_path) as daemon:
+            sim = daemon.sim
+            async with trio.open_nursery() as nursery:
+                for i in range(8):
+                    # Different words after the code: not duplicates of each other.
+                    text = f"BH MK 0123456789 cam on {'abcdefgh'[i]}"
+                    nursery.start_soon(partial(sim.inject_mo, source_addr="84327000686", text=text))
+            replies = await sim.wait_submitted(8)
+            texts = Counter(r.text.split(".")[0] for r in replies)
+            assert texts == {
+                "Cap lai mat khau thanh cong": 3,
+                "Ban da yeu cau cap lai mat khau qua so lan cho phep": 5,
+            }, texts
+            assert daemon.query(
+                "SELECT outcome, COUNT(*) FROM inbound_messages GROUP BY outcome ORDER BY outcome"
+            ) == [("rate_limited", 5), ("reset_ok", 3)]

@@ -1,9 +1,12 @@
-"""The committer's hand-off never waits: with every submitter busy and the
-buffer full, a reply is refused (and the committer frees its lease so the
-claimer takes it), instead of holding up the next intake transaction."""
+"""The committer, in process: its hand-off never waits (with every submitter
+busy and the buffer full, a reply is refused and the committer frees its
+lease so the claimer takes it, instead of holding up the next intake
+transaction), and it decides at most one reset per sender, and only for a
+sender it holds."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -18,6 +21,7 @@ from smscd.store import (
     Decision,
     InboundMessage,
     InboundState,
+    NewInbound,
     OutboundMessage,
     Outcome,
 )
@@ -99,4 +103,44 @@ async def test_hand_off_takes_a_buffer_full_then_refuses(tmp_path: Path) -> None
     del daemon.handoff["sim"]
     assert daemon.hand_off_now(*_mo(5), outbound_id=105)
     daemon.store.close()
-    daemon.hashing.close()
+
+
+def test_intake_decides_one_reset_per_held_sender(tmp_path: Path) -> None:
+    daemon = _daemon(tmp_path)
+    now = datetime.now(UTC)
+    daemon.store.upsert_accounts([("0123456789", "84327000686", True)], now=now)
+
+    def mo(text: str) -> NewInbound:
+        return NewInbound(
+            carrier="sim",
+            source_addr="0327000686",
+            source_addr_ton=0,
+            source_addr_npi=1,
+            msisdn="84327000686",
+            destination_addr="8079",
+            text=text,
+            received_at=now,
+        )
+
+    batch = [mo("BH MK 0123456789"), mo("BH MK 0123456789 cam on"), mo("xin chao")]
+    committed, resets = daemon.intake_batch(batch, [], {"84327000686"})
+    first, second, help_mo = (row for row, _decision, _outbound in committed.messages)
+    # The first is a reset, decided but left RECEIVED until its hash is committed.
+    assert list(resets) == [first.id]
+    reset = resets[first.id].reset
+    assert reset.decision.outcome is Outcome.RESET_OK
+    assert re.fullmatch(r"\d{6}", reset.password)
+    assert reset.password in reset.decision.reply_text
+    assert first.state is InboundState.RECEIVED
+    # The second reached the rate limits after it: a worker decides it later.
+    assert second.state is InboundState.RECEIVED
+    assert second.id not in resets
+    # Help needs no sender: decided in the same transaction.
+    assert help_mo.state is InboundState.DECIDED
+
+    # A sender the committer does not hold (a decision in progress): no reset.
+    committed, resets = daemon.intake_batch([mo("BH MK 0123456789 xin")], [], set())
+    assert resets == {}
+    assert [row.state for row, _d, _o in committed.messages] == [InboundState.RECEIVED]
+    assert daemon.store.find_account("0123456789").password_hash is None  # type: ignore[union-attr]
+    daemon.store.close()
