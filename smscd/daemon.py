@@ -381,7 +381,7 @@ class Daemon:
             lambda self: HashProcesses(self.config.reset.hash, _cpu_count()), takes_self=True
         )
     )
-    #: MO ids handed to a worker and not finished (so recovery skips them).
+    #: MO ids handed to a worker or resetter and not finished (so recovery skips them).
     in_progress: set[int] = attrs.field(factory=set)
     senders: _Senders = attrs.field(factory=_Senders)
     #: Per carrier: where freshly committed replies go to be submitted.
@@ -666,9 +666,7 @@ class Daemon:
         if isinstance(quick, _NeedsHash):
             await self.finish_reset(mo, quick)
             return
-        decision, outbound_id = quick
-        if outbound_id is not None:  # None: decided elsewhere (another daemon)
-            await self.committed(mo, decision, outbound_id)
+        await self.committed(mo, *quick)
 
     async def finish_reset(self, mo: InboundMessage, reset: _NeedsHash) -> None:
         """Hash the new password in a hashing process, then commit the reset
@@ -682,15 +680,18 @@ class Daemon:
             # The MO stays RECEIVED; recovery decides it again (a new password).
             log.warning("reset_step_failed", mo_id=mo.id, error=str(exc))
             return
-        if outbound_id is not None:  # None: decided elsewhere (another daemon)
-            await self.committed(mo, decision, outbound_id)
+        await self.committed(mo, decision, outbound_id)
 
-    async def committed(self, mo: InboundMessage, decision: Decision, outbound_id: int) -> None:
+    async def committed(
+        self, mo: InboundMessage, decision: Decision, outbound_id: int | None
+    ) -> None:
         """Count and log a decision a worker or resetter committed, and hand its
         reply to the submitters without waiting: if they are all busy and
         their buffer is full, its lease is freed and the claimer sends it. A
         decision never waits for the SMSC (a resetter that did would hold up
-        the intake behind it)."""
+        the intake behind it). No outbound id: another daemon decided it."""
+        if outbound_id is None:
+            return
         self.decided(mo, decision, outbound_id)
         if not self.hand_off_now(mo, decision, outbound_id):
             with contextlib.suppress(StoreError):
@@ -1023,9 +1024,6 @@ class Daemon:
         log.info("daemon_stopped")
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await self._serve(task_status)
-
-    async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
         stop = trio.Event()
         async with trio.open_nursery() as root:
             root.start_soon(self.signals, stop)

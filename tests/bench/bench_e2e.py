@@ -55,6 +55,7 @@ from tests.bench.bench_hash import measure, measure_parallel
 from tests.integration.daemon_harness import (
     SMSCD,
     DaemonProcess,
+    children,
     free_port,
     http_get,
     metric_value,
@@ -178,10 +179,7 @@ def _cores() -> int:
 
 def _family(pid: int) -> list[int]:
     """``pid`` and its children (the daemon's hashing processes)."""
-    children = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children += [int(child) for child in (task / "children").read_text().split()]
-    return [pid, *children]
+    return [pid, *children(pid)]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from contextlib import asynccontextmanager, closing
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
@@ -25,11 +26,11 @@ from smscd.simulator import Simulator, SimulatorConfig, open_simulator
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
-    from pathlib import Path
 
 __all__ = [
     "ACCOUNTS",
     "DaemonProcess",
+    "children",
     "free_port",
     "http_get",
     "metric_value",
@@ -46,6 +47,14 @@ ACCOUNTS: tuple[tuple[str, str, str], ...] = (
 )
 
 SMSCD = [sys.executable, "-m", "smscd"]
+
+
+def children(pid: int) -> list[int]:
+    """The pids of a process's children (Linux /proc): the daemon's hashing processes."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 def free_port() -> int:

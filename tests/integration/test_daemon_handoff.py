@@ -26,6 +26,7 @@ from smscd.store import (
     Outcome,
 )
 from smscd.store.sql import open_store
+from tests.store.helpers import PHONE, add_account, new_mo
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -107,23 +108,14 @@ async def test_hand_off_takes_a_buffer_full_then_refuses(tmp_path: Path) -> None
 
 def test_intake_decides_one_reset_per_held_sender(tmp_path: Path) -> None:
     daemon = _daemon(tmp_path)
+    add_account(daemon.store)  # 0123456789, registered to 84327000686
     now = datetime.now(UTC)
-    daemon.store.upsert_accounts([("0123456789", "84327000686", True)], now=now)
 
     def mo(text: str) -> NewInbound:
-        return NewInbound(
-            carrier="sim",
-            source_addr="0327000686",
-            source_addr_ton=0,
-            source_addr_npi=1,
-            msisdn="84327000686",
-            destination_addr="8079",
-            text=text,
-            received_at=now,
-        )
+        return new_mo(carrier="sim", text=text, at=now)
 
     batch = [mo("BH MK 0123456789"), mo("BH MK 0123456789 cam on"), mo("xin chao")]
-    committed, resets = daemon.intake_batch(batch, [], {"84327000686"})
+    committed, resets = daemon.intake_batch(batch, [], {PHONE})
     first, second, help_mo = (row for row, _decision, _outbound in committed.messages)
     # The first is a reset, decided but left RECEIVED until its hash is committed.
     assert list(resets) == [first.id]

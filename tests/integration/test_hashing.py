@@ -13,17 +13,13 @@ import trio
 
 from smscd._hashing import NICE_INCREMENT, HashFailed, HashProcesses
 from smscd.reset import HashParams, PasswordHasher
+from tests.integration.daemon_harness import children
 
 PARAMS = HashParams(memory_kib=1024, time_cost=1)
 
 
 def _children() -> list[int]:
-    """The pids of this process's children (Linux)."""
-    me = os.getpid()
-    found = []
-    for task in Path(f"/proc/{me}/task").iterdir():
-        found += [int(pid) for pid in (task / "children").read_text().split()]
-    return found
+    return children(os.getpid())
 
 
 def _nice(pid: int) -> int:
