@@ -29,9 +29,10 @@ like MOs, are acknowledged only after their batch is committed.
 Throughput comes from batching, because with SQLite every transaction and every
 thread hop costs the one core the GIL gives us. Each write path is a group
 commit: whatever waits while one transaction runs goes into the next one
-(``committer`` drains a channel of MOs and receipts, both in one transaction;
-``accept_recorder`` a list of the SMSC's acceptances; decisions use
-``_GroupCommit``, where the first waiter writes for everyone). MOs are decided
+(``committer`` drains a channel of MOs and receipts, both in one transaction
+with the SMSC's acceptances waiting, so that receipts find their replies
+accepted; ``accept_recorder`` writes the acceptances no intake took; decisions
+use ``_GroupCommit``, where the first waiter writes for everyone). MOs are decided
 in their intake transaction (``decide_at_once``), read for read as a worker
 would: help, invalid code, mismatch and RATE_LIMITED are committed with it. A
 reset (the registered phone, within its limits) gets its new password there
@@ -400,6 +401,8 @@ class Daemon:
     #: The SMSC's acceptances not yet written (``accept_recorder``), and its wake-up.
     accepted: list[tuple[int, str, frozenset[str]]] = attrs.field(factory=list)
     accepted_waiting: trio.Event = attrs.field(factory=trio.Event)
+    #: Held by whoever takes acceptances from ``accepted`` until they are written.
+    accepting: trio.Lock = attrs.field(factory=trio.Lock)
 
     def __attrs_post_init__(self) -> None:
         self.quick_decisions = _GroupCommit(partial(self.db, self.decide_quickly))
@@ -467,8 +470,8 @@ class Daemon:
                 receipts = [p for p in batch if isinstance(p, _PendingReceipt)]
                 held = {m for m in {p.new.msisdn for p in mos} if self.senders.try_hold(m)}
                 try:
-                    committed, resets = await self.db(
-                        self.intake_batch, [p.new for p in mos], [p.new for p in receipts], held
+                    committed, resets = await self.commit_intake(
+                        [p.new for p in mos], [p.new for p in receipts], held
                     )
                 except BaseException as exc:
                     for msisdn in held:
@@ -520,13 +523,36 @@ class Daemon:
                     with contextlib.suppress(StoreError):
                         await self.db(self.store.release_leases, overflow)
 
-    def intake_batch(
+    async def commit_intake(
         self, mos: Sequence[NewInbound], receipts: Sequence[NewReceipt], held: set[str]
     ) -> tuple[InboundCommit, dict[int, _Reset]]:
+        """``intake_batch`` in a thread, with the SMSC's acceptances waiting:
+        they go first in its transaction, so that its receipts find their
+        replies accepted. Taken under ``accepting``, as the accept_recorder
+        takes them, so that no acceptance taken before this transaction is
+        written after it. On failure they go back to the accept_recorder."""
+        async with self.accepting:
+            accepted = self.accepted[: self.config.intake_batch]
+            del self.accepted[: len(accepted)]
+            try:
+                return await self.db(self.intake_batch, mos, receipts, held, accepted)
+            except BaseException:
+                self.accepted[:0] = accepted
+                if accepted:
+                    self.accepted_waiting.set()
+                raise
+
+    def intake_batch(
+        self,
+        mos: Sequence[NewInbound],
+        receipts: Sequence[NewReceipt],
+        held: set[str],
+        accepted: Sequence[tuple[int, str, frozenset[str]]] = (),
+    ) -> tuple[InboundCommit, dict[int, _Reset]]:
         """Blocking: commit a batch of MOs and receipts, with the decisions
-        made in the same transaction (``decide_at_once``); return it with the
-        resets it decided, by MO id, which stay RECEIVED until their hash is
-        committed."""
+        made in the same transaction (``decide_at_once``) and the SMSC's
+        acceptances waiting; return it with the resets it decided, by MO id,
+        which stay RECEIVED until their hash is committed."""
         resets: dict[int, _Reset] = {}
         committed = self.store.commit_inbound(
             mos,
@@ -534,6 +560,8 @@ class Daemon:
             duplicate_window_s=self.config.reset.duplicate_window,
             decide=partial(self.decide_at_once, free_senders=set(held), resets=resets),
             lease_s=OUTBOX_LEASE_S,
+            accepted=accepted,
+            now=datetime.now(UTC),
         )
         return committed, resets
 
@@ -857,8 +885,8 @@ class Daemon:
             try:
                 match result:
                     case Accepted(message_id=message_id, id_keys=id_keys):
-                        # Written by accept_recorder: the submitter goes on to
-                        # the next reply meanwhile.
+                        # Written by the committer's next transaction or the
+                        # accept_recorder: the submitter goes on meanwhile.
                         self.accepted.append((row.id, message_id, id_keys))
                         self.accepted_waiting.set()
                         self.metrics.mt.labels(carrier=name, state="accepted").inc()
@@ -904,8 +932,9 @@ class Daemon:
     async def accept_recorder(self) -> None:
         """Group commit of the SMSC's acceptances: every one waiting, in one
         transaction (a small batch waits a little for more first: nobody waits
-        on these). A crash before it is written means that reply is sent again
-        after its lease, as for a crash between the submit and its response."""
+        on these), unless the committer's next transaction took them first. A
+        crash before it is written means that reply is sent again after its
+        lease, as for a crash between the submit and its response."""
         while True:
             await self.accepted_waiting.wait()
             self.accepted_waiting = trio.Event()
@@ -917,14 +946,17 @@ class Daemon:
         """Write the acceptances waiting; shielded, since a recorded acceptance
         is what keeps a reply from being sent twice."""
         while self.accepted:
-            batch = self.accepted[: self.config.intake_batch]
-            del self.accepted[: len(batch)]
-            with trio.CancelScope(shield=True):
-                try:
-                    await self.db(self.mark_accepted, batch)
-                except StoreError as exc:
-                    # Their leases expire and the replies are claimed again.
-                    log.error("mt_settle_failed", count=len(batch), error=str(exc))
+            async with self.accepting:
+                batch = self.accepted[: self.config.intake_batch]
+                del self.accepted[: len(batch)]
+                if not batch:
+                    break  # the committer took them meanwhile
+                with trio.CancelScope(shield=True):
+                    try:
+                        await self.db(self.mark_accepted, batch)
+                    except StoreError as exc:
+                        # Their leases expire and the replies are claimed again.
+                        log.error("mt_settle_failed", count=len(batch), error=str(exc))
 
     def mark_accepted(self, accepted: Sequence[tuple[int, str, frozenset[str]]]) -> None:
         """Blocking: the SMSC's acceptances in one transaction."""

@@ -43,7 +43,7 @@ from __future__ import annotations
 import re
 import threading
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -66,6 +66,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from smscd.store._bulk import AccountImport, open_account_import
+from smscd.store._cursor import DBAPI_ERRORS, Plans, Statements, prepared
 from smscd.store._engine import (
     DatabaseMissing,
     SchemaNotCurrent,
@@ -104,7 +105,7 @@ from smscd.store.types import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Engine
 
 __all__ = [
     "VIETNAM_TZ",
@@ -316,19 +317,23 @@ _OUTBOUND_COLUMNS = (
 
 # The pipeline's two reads (decision latency): statements built once, with
 # bound parameters, so that a call costs a cache lookup instead of a build.
-_FIND_ACCOUNT = select(
-    AccountRow.phone,
-    AccountRow.e_transaction,
-    AccountRow.password_hash,
-    AccountRow.must_change,
-).where(AccountRow.bhxh_code == bindparam("code"))
-_FIND_ACCOUNTS = select(
-    AccountRow.bhxh_code,
-    AccountRow.phone,
-    AccountRow.e_transaction,
-    AccountRow.password_hash,
-    AccountRow.must_change,
-).where(AccountRow.bhxh_code.in_(bindparam("codes", expanding=True)))
+_FIND_ACCOUNT = prepared(
+    select(
+        AccountRow.phone,
+        AccountRow.e_transaction,
+        AccountRow.password_hash,
+        AccountRow.must_change,
+    ).where(AccountRow.bhxh_code == bindparam("code"))
+)
+_FIND_ACCOUNTS = prepared(
+    select(
+        AccountRow.bhxh_code,
+        AccountRow.phone,
+        AccountRow.e_transaction,
+        AccountRow.password_hash,
+        AccountRow.must_change,
+    ).where(AccountRow.bhxh_code.in_(bindparam("codes", expanding=True)))
+)
 
 
 def _resets_since(column: Any, key: str, since: str) -> Any:
@@ -344,11 +349,13 @@ def _resets_since(column: Any, key: str, since: str) -> Any:
     )
 
 
-_RESET_COUNTS = select(
-    _resets_since(InboundRow.msisdn, "msisdn", "day"),
-    _resets_since(InboundRow.msisdn, "msisdn", "month"),
-    _resets_since(InboundRow.bhxh_code, "code", "day"),
-    _resets_since(InboundRow.bhxh_code, "code", "month"),
+_RESET_COUNTS = prepared(
+    select(
+        _resets_since(InboundRow.msisdn, "msisdn", "day"),
+        _resets_since(InboundRow.msisdn, "msisdn", "month"),
+        _resets_since(InboundRow.bhxh_code, "code", "day"),
+        _resets_since(InboundRow.bhxh_code, "code", "month"),
+    )
 )
 
 
@@ -357,27 +364,29 @@ _RESET_COUNTS = select(
 # where the rows are independent).
 _AT = UtcDateTime()
 
-_RECENT_SAME_TEXT = select(
-    InboundRow.id,
-    InboundRow.duplicate_of,
-    InboundRow.carrier,
-    InboundRow.msisdn,
-    InboundRow.text,
-    InboundRow.received_at,
-).where(
-    InboundRow.carrier.in_(bindparam("carriers", expanding=True)),
-    InboundRow.msisdn.in_(bindparam("msisdns", expanding=True)),
-    InboundRow.received_at >= bindparam("lo", type_=_AT),
-    InboundRow.received_at <= bindparam("hi", type_=_AT),
+_RECENT_SAME_TEXT = prepared(
+    select(
+        InboundRow.id,
+        InboundRow.duplicate_of,
+        InboundRow.carrier,
+        InboundRow.msisdn,
+        InboundRow.text,
+        InboundRow.received_at,
+    ).where(
+        InboundRow.carrier.in_(bindparam("carriers", expanding=True)),
+        InboundRow.msisdn.in_(bindparam("msisdns", expanding=True)),
+        InboundRow.received_at >= bindparam("lo", type_=_AT),
+        InboundRow.received_at <= bindparam("hi", type_=_AT),
+    )
 )
-_INSERT_INBOUND = insert(InboundRow)
-_POINT_TO_ORIGINAL = (
+_INSERT_INBOUND = prepared(insert(InboundRow))
+_POINT_TO_ORIGINAL = prepared(
     update(InboundRow)
     .where(InboundRow.id == bindparam("mo_id"))
     .values(duplicate_of=bindparam("p_original"))
 )
 
-_DECIDE = (
+_DECIDE = prepared(
     update(InboundRow)
     .where(
         InboundRow.id == bindparam("mo_id"),
@@ -396,18 +405,20 @@ _DECIDE = (
         InboundRow.source_addr_npi,
     )
 )
-_INBOUND_STATE = select(InboundRow.state).where(InboundRow.id == bindparam("mo_id"))
-_UNDECIDED = select(
-    InboundRow.id,
-    InboundRow.carrier,
-    InboundRow.source_addr,
-    InboundRow.source_addr_ton,
-    InboundRow.source_addr_npi,
-).where(
-    InboundRow.id.in_(bindparam("ids", expanding=True)),
-    InboundRow.state == InboundState.RECEIVED.value,
+_INBOUND_STATE = prepared(select(InboundRow.state).where(InboundRow.id == bindparam("mo_id")))
+_UNDECIDED = prepared(
+    select(
+        InboundRow.id,
+        InboundRow.carrier,
+        InboundRow.source_addr,
+        InboundRow.source_addr_ton,
+        InboundRow.source_addr_npi,
+    ).where(
+        InboundRow.id.in_(bindparam("ids", expanding=True)),
+        InboundRow.state == InboundState.RECEIVED.value,
+    )
 )
-_DECIDE_MANY = (
+_DECIDE_MANY = prepared(
     update(InboundRow)
     .where(
         InboundRow.id == bindparam("mo_id"),
@@ -421,7 +432,7 @@ _DECIDE_MANY = (
     )
 )
 _p_changed_at = bindparam("p_at", type_=_AT)
-_SET_PASSWORD = (
+_SET_PASSWORD = prepared(
     update(AccountRow)
     .where(AccountRow.bhxh_code == bindparam("p_code"))
     .values(
@@ -431,13 +442,12 @@ _SET_PASSWORD = (
         updated_at=_p_changed_at,
     )
 )
-# Matched back by inbound_id (unique), so unordered: one batched INSERT on both.
-_QUEUE_REPLY = insert(OutboundRow).returning(OutboundRow.inbound_id, OutboundRow.id)
-_RECORD_CHARGE = insert(ChargeRow)
+_QUEUE_REPLY = prepared(insert(OutboundRow))
+_RECORD_CHARGE = prepared(insert(ChargeRow))
 
 _CLAIM_NOW = bindparam("now", type_=_AT)
 _LEASE_FREE = or_(OutboundRow.lease_until.is_(None), OutboundRow.lease_until <= _CLAIM_NOW)
-_DUE = (
+_DUE = prepared(
     select(OutboundRow.id)
     .where(
         OutboundRow.carrier == bindparam("carrier"),
@@ -449,17 +459,19 @@ _DUE = (
     .limit(bindparam("limit", type_=Integer()))
 )
 _DUE_SKIP_LOCKED = _DUE.with_for_update(skip_locked=True)
-_LEASE = (
+_LEASE = prepared(
     update(OutboundRow)
     .where(OutboundRow.id.in_(bindparam("ids", expanding=True)), _LEASE_FREE)
     .values(lease_until=bindparam("p_until", type_=_AT))
     .returning(*_OUTBOUND_COLUMNS)
 )
 
-_FOR_ACCEPT = select(
-    OutboundRow.id, OutboundRow.carrier, OutboundRow.state, OutboundRow.body
-).where(OutboundRow.id.in_(bindparam("ids", expanding=True)))
-_ACCEPT = (
+_FOR_ACCEPT = prepared(
+    select(OutboundRow.id, OutboundRow.carrier, OutboundRow.state, OutboundRow.body).where(
+        OutboundRow.id.in_(bindparam("ids", expanding=True))
+    )
+)
+_ACCEPT = prepared(
     update(OutboundRow)
     .where(
         OutboundRow.id == bindparam("oid"),
@@ -474,7 +486,7 @@ _ACCEPT = (
         lease_until=None,
     )
 )
-_EARLY_RECEIPTS = (
+_EARLY_RECEIPTS = prepared(
     select(
         ReceiptKeyRow.carrier,
         ReceiptKeyRow.key,
@@ -491,11 +503,11 @@ _EARLY_RECEIPTS = (
     )
     .order_by(ReceiptRow.id)
 )
-_MATCH_RECEIPT = (
+_MATCH_RECEIPT = prepared(
     update(ReceiptRow).where(ReceiptRow.id == bindparam("rid")).values(outbound_id=bindparam("oid"))
 )
 
-_OWNERS_OF_KEYS = (
+_OWNERS_OF_KEYS = prepared(
     select(
         OutboundIdRow.carrier,
         OutboundIdRow.key,
@@ -509,9 +521,9 @@ _OWNERS_OF_KEYS = (
         OutboundIdRow.key.in_(bindparam("keys", expanding=True)),
     )
 )
-_INSERT_RECEIPT = insert(ReceiptRow)
-_INSERT_RECEIPT_KEY = insert(ReceiptKeyRow)
-_FINISH_OUTBOUND = (
+_INSERT_RECEIPT = prepared(insert(ReceiptRow))
+_INSERT_RECEIPT_KEY = prepared(insert(ReceiptKeyRow))
+_FINISH_OUTBOUND = prepared(
     update(OutboundRow)
     .where(
         OutboundRow.id == bindparam("oid"),
@@ -520,7 +532,7 @@ _FINISH_OUTBOUND = (
     .values(state=bindparam("p_state"), final_at=bindparam("p_at", type_=_AT))
     .returning(OutboundRow.inbound_id)
 )
-_SETTLE_CHARGE = (
+_SETTLE_CHARGE = prepared(
     update(ChargeRow)
     .where(
         ChargeRow.inbound_id == bindparam("iid"),
@@ -534,7 +546,7 @@ _SETTLE_CHARGE = (
 # needs no "the reply was ACCEPTED" condition: a reply that has id keys (and so
 # can match a receipt) was ACCEPTED, and one that is no longer ACCEPTED has a
 # charge that is no longer pending.
-_FINISH_ACCEPTED = (
+_FINISH_ACCEPTED = prepared(
     update(OutboundRow)
     .where(
         OutboundRow.id == bindparam("oid"),
@@ -542,7 +554,7 @@ _FINISH_ACCEPTED = (
     )
     .values(state=bindparam("p_state"), final_at=bindparam("p_at", type_=_AT))
 )
-_SETTLE_CHARGE_OF_REPLY = (
+_SETTLE_CHARGE_OF_REPLY = prepared(
     update(ChargeRow)
     .where(
         ChargeRow.inbound_id
@@ -556,7 +568,14 @@ _SETTLE_CHARGE_OF_REPLY = (
 )
 
 
-def _unavailable(exc: SQLAlchemyError) -> StoreUnavailable:
+#: The id a new row of each table gets on SQLite (see ``_insert_numbered``).
+_LAST_ID = {
+    table: prepared(select(func.max(table.c.id)))
+    for table in (InboundRow.__table__, OutboundRow.__table__, ReceiptRow.__table__)
+}
+
+
+def _unavailable(exc: Exception) -> StoreUnavailable:
     detail = exc.orig if isinstance(exc, DBAPIError) else exc
     return StoreUnavailable(f"database error: {type(detail).__name__}: {detail}")
 
@@ -581,10 +600,14 @@ class SqlStore:
         )
         ins = self._upsert(OutboundIdRow.__table__)
         #: An accepted reply's id keys (the last reply to get a key owns it).
-        self._own_keys = ins.on_conflict_do_update(
-            index_elements=["carrier", "key"],
-            set_={"outbound_id": ins.excluded.outbound_id},
+        self._own_keys = prepared(
+            ins.on_conflict_do_update(
+                index_elements=["carrier", "key"],
+                set_={"outbound_id": ins.excluded.outbound_id},
+            )
         )
+        #: SQLite: the prepared statements, compiled for the DBAPI cursor.
+        self._plans = Plans(engine.dialect) if engine.dialect.name == "sqlite" else None
 
     @property
     def engine(self) -> Engine:
@@ -614,30 +637,38 @@ class SqlStore:
     # -- transactions ---------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self) -> Iterator[Statements]:
         try:
             with self._write_lock, self._engine.connect() as conn:
                 conn.execution_options(smscd_write=True)
-                with conn.begin():
-                    yield conn
-        except SQLAlchemyError as exc:
+                statements = Statements(conn, self._plans)
+                try:
+                    with conn.begin():
+                        yield statements
+                finally:
+                    statements.close()
+        except (SQLAlchemyError, *DBAPI_ERRORS) as exc:
             raise _unavailable(exc) from exc
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def _read(self) -> Iterator[Statements]:
         """For reads of ONE statement (on SQLite they run without a transaction)."""
         try:
             with self._engine.connect() as conn:
                 conn.execution_options(smscd_read=True)
-                yield conn
-        except SQLAlchemyError as exc:
+                statements = Statements(conn, self._plans)
+                try:
+                    yield statements
+                finally:
+                    statements.close()
+        except (SQLAlchemyError, *DBAPI_ERRORS) as exc:
             raise _unavailable(exc) from exc
 
     def _upsert(self, table: Any) -> Any:
         return postgresql.insert(table) if self._postgres else sqlite.insert(table)
 
     def _insert_numbered(
-        self, conn: Connection, stmt: Insert, rows: list[dict[str, Any]]
+        self, conn: Statements, stmt: Insert, rows: list[dict[str, Any]]
     ) -> list[int]:
         """INSERT ``rows`` (the table's ``id`` is generated) and return their new
         ids, in the order of ``rows``.
@@ -653,7 +684,7 @@ class SqlStore:
         if self._postgres:
             returning = stmt.returning(table.c.id, sort_by_parameter_order=True)
             return list(conn.execute(returning, rows).scalars())
-        last = conn.execute(select(func.max(table.c.id))).scalar() or 0
+        last = conn.execute(_LAST_ID[table]).scalar() or 0
         ids = list(range(last + 1, last + 1 + len(rows)))
         conn.execute(stmt, [{**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)])
         return ids
@@ -762,7 +793,7 @@ class SqlStore:
 
     def _apply_decisions(
         self,
-        conn: Connection,
+        conn: Statements,
         flipped: Sequence[tuple[Decision, InboundMessage | Any]],
         *,
         lease_s: float | None,
@@ -785,30 +816,29 @@ class SqlStore:
             ).rowcount
             if changed != 1:
                 raise StoreError(f"no account {decision.bhxh_code} to reset")
-        queued = conn.execute(
-            _QUEUE_REPLY,
-            [
-                {
-                    "inbound_id": decision.inbound_id,
-                    "carrier": mo.carrier,
-                    "destination_addr": mo.source_addr,
-                    "dest_addr_ton": mo.source_addr_ton,
-                    "dest_addr_npi": mo.source_addr_npi,
-                    "body": decision.reply_text,
-                    "state": OutboundState.QUEUED.value,
-                    "attempts": 0,
-                    "next_attempt_at": decision.decided_at,
-                    "created_at": decision.decided_at,
-                    "lease_until": (
-                        None
-                        if lease_s is None
-                        else decision.decided_at + timedelta(seconds=lease_s)
-                    ),
-                }
-                for decision, mo in flipped
-            ],
-        ).all()
-        results = {row.inbound_id: row.id for row in queued}
+        rows = [
+            {
+                "inbound_id": decision.inbound_id,
+                "carrier": mo.carrier,
+                "destination_addr": mo.source_addr,
+                "dest_addr_ton": mo.source_addr_ton,
+                "dest_addr_npi": mo.source_addr_npi,
+                "body": decision.reply_text,
+                "state": OutboundState.QUEUED.value,
+                "attempts": 0,
+                "next_attempt_at": decision.decided_at,
+                "created_at": decision.decided_at,
+                "lease_until": (
+                    None if lease_s is None else decision.decided_at + timedelta(seconds=lease_s)
+                ),
+            }
+            for decision, mo in flipped
+        ]
+        ids = self._insert_numbered(conn, _QUEUE_REPLY, rows)
+        results = {
+            decision.inbound_id: new_id
+            for (decision, _mo), new_id in zip(flipped, ids, strict=True)
+        }
         conn.execute(
             _RECORD_CHARGE,
             [
@@ -829,7 +859,7 @@ class SqlStore:
         return results
 
     @staticmethod
-    def _flip_one(conn: Connection, decision: Decision) -> list[tuple[Decision, Any]]:
+    def _flip_one(conn: Statements, decision: Decision) -> list[tuple[Decision, Any]]:
         """RECEIVED -> DECIDED for one MO: one conditional UPDATE ... RETURNING."""
         mo = conn.execute(
             _DECIDE,
@@ -843,7 +873,7 @@ class SqlStore:
         return [] if mo is None else [(decision, mo)]
 
     def _flip_many(
-        self, conn: Connection, decisions: Sequence[Decision]
+        self, conn: Statements, decisions: Sequence[Decision]
     ) -> list[tuple[Decision, Any]]:
         """RECEIVED -> DECIDED for a batch: which MOs are still RECEIVED (one
         SELECT; the transaction holds SQLite's write lock, and on PostgreSQL the
@@ -884,10 +914,14 @@ class SqlStore:
         duplicate_window_s: float,
         decide: Callable[[Sequence[InboundMessage]], Sequence[Decision | None]],
         lease_s: float | None = None,
+        accepted: Sequence[tuple[int, str, frozenset[str]]] = (),
+        now: datetime | None = None,
     ) -> InboundCommit:
         """What an SMSC delivered, in ONE transaction (the daemon's intake):
         ``store_inbound`` of the MOs, the decisions ``decide`` can make at once,
-        and ``record_receipts`` of the receipts.
+        ``mark_accepted_many`` of the SMSC's acceptances (``accepted``, at
+        ``now``; an id with no reply is left out), then ``record_receipts`` of
+        the receipts, which so find the replies accepted with them.
 
         ``decide`` is called inside the transaction with the batch's new
         RECEIVED MOs (duplicates left out) and returns a Decision, or None for
@@ -895,7 +929,7 @@ class SqlStore:
         RESET_OK: a new password waits for no transaction); an exception from it
         rolls the whole batch back. One transaction instead of three for the
         MOs answered at once and the receipts that came with them."""
-        if not batch and not receipts:
+        if not batch and not receipts and not accepted:
             return InboundCommit(messages=[], receipts=[])
         with self._write() as conn:
             stored = (
@@ -915,6 +949,8 @@ class SqlStore:
             if decided:
                 conn.execute(_DECIDE_MANY, _decided_params(decided))
             outbound = self._apply_decisions(conn, decided, lease_s=lease_s)
+            if accepted:
+                self._mark_accepted(conn, accepted, now=now or datetime.now(UTC))
             matched = self._record_receipts(conn, receipts)
         decisions = {mo.id: decision for decision, mo in decided}
         return InboundCommit(
@@ -932,7 +968,7 @@ class SqlStore:
         )
 
     def _insert_inbound(
-        self, conn: Connection, batch: Sequence[NewInbound], *, duplicate_window_s: float
+        self, conn: Statements, batch: Sequence[NewInbound], *, duplicate_window_s: float
     ) -> list[InboundMessage]:
         window = timedelta(seconds=duplicate_window_s)
         # The original of each MO if it is a redelivery: (False, id) of a stored
@@ -1053,17 +1089,31 @@ class SqlStore:
         if not accepted:
             return
         with self._write() as conn:
-            rows = {
-                row.id: row
-                for row in conn.execute(_FOR_ACCEPT, {"ids": sorted({a[0] for a in accepted})})
-            }
-            for outbound_id, _message_id, _keys in accepted:
-                if outbound_id not in rows:
-                    raise StoreError(f"no outbound message {outbound_id}")
+            unknown = self._mark_accepted(conn, accepted, now=now)
+            if unknown:
+                raise StoreError(f"no outbound message {unknown[0]}")
+
+    def _mark_accepted(
+        self,
+        conn: Statements,
+        accepted: Sequence[tuple[int, str, frozenset[str]]],
+        *,
+        now: datetime,
+    ) -> list[int]:
+        """The writes of ``mark_accepted_many``; returns the ids that have no
+        reply (nothing is written for them)."""
+        rows = {
+            row.id: row
+            for row in conn.execute(_FOR_ACCEPT, {"ids": sorted({a[0] for a in accepted})})
+        }
+        unknown = [outbound_id for outbound_id, _id, _keys in accepted if outbound_id not in rows]
+        if len(unknown) < len(accepted):
             flips: dict[int, dict[str, object]] = {}
             owners: dict[tuple[str, str], int] = {}
             for outbound_id, message_id, id_keys in accepted:
-                row = rows[outbound_id]
+                row = rows.get(outbound_id)
+                if row is None:
+                    continue
                 if row.state == OutboundState.QUEUED.value and outbound_id not in flips:
                     flips[outbound_id] = {
                         "oid": outbound_id,
@@ -1104,6 +1154,7 @@ class SqlStore:
                     final=bool(receipt.final),
                     at=receipt.received_at,
                 )
+        return unknown
 
     def mark_retry(
         self, outbound_id: int, *, status: int | None, next_attempt_at: datetime
@@ -1161,7 +1212,7 @@ class SqlStore:
         return [m.outbound_id if m is not None else None for m in matches]
 
     def _record_receipts(
-        self, conn: Connection, receipts: Sequence[NewReceipt]
+        self, conn: Statements, receipts: Sequence[NewReceipt]
     ) -> list[ReceiptMatch | None]:
         if not receipts:
             return []
@@ -1242,7 +1293,7 @@ class SqlStore:
 
     @staticmethod
     def _apply_receipt(
-        conn: Connection, outbound_id: int, *, stat: str, final: bool, at: datetime
+        conn: Statements, outbound_id: int, *, stat: str, final: bool, at: datetime
     ) -> None:
         """A final receipt ends an ACCEPTED reply (and settles an MT charge)."""
         if not final:
@@ -1256,7 +1307,7 @@ class SqlStore:
             SqlStore._settle_charge(conn, inbound_id, delivered=delivered, at=at)
 
     @staticmethod
-    def _settle_charge(conn: Connection, inbound_id: int, *, delivered: bool, at: datetime) -> None:
+    def _settle_charge(conn: Statements, inbound_id: int, *, delivered: bool, at: datetime) -> None:
         """MT mode: the charge becomes final on delivery, void on a final failure."""
         conn.execute(
             _SETTLE_CHARGE,

@@ -19,6 +19,7 @@ from smscd.store.sql import InboundCommit, SqlStore, open_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from datetime import datetime
     from pathlib import Path
 
 
@@ -36,11 +37,19 @@ class FlakyStore(SqlStore):
         duplicate_window_s: float,
         decide: Callable[[Sequence[InboundMessage]], Sequence[Decision | None]],
         lease_s: float | None = None,
+        accepted: Sequence[tuple[int, str, frozenset[str]]] = (),
+        now: datetime | None = None,
     ) -> InboundCommit:
         if self.down:
             raise StoreUnavailable("database is locked")
         return super().commit_inbound(
-            batch, receipts, duplicate_window_s=duplicate_window_s, decide=decide, lease_s=lease_s
+            batch,
+            receipts,
+            duplicate_window_s=duplicate_window_s,
+            decide=decide,
+            lease_s=lease_s,
+            accepted=accepted,
+            now=now,
         )
 
 
