@@ -568,6 +568,18 @@ _SETTLE_CHARGE_OF_REPLY = prepared(
 )
 
 
+def _own_keys(insert: Any) -> Any:
+    """An accepted reply's id keys (the last reply to get a key owns it): an
+    upsert, in the dialect's own form."""
+    ins = insert(OutboundIdRow.__table__)
+    return ins.on_conflict_do_update(
+        index_elements=["carrier", "key"], set_={"outbound_id": ins.excluded.outbound_id}
+    )
+
+
+_OWN_KEYS_SQLITE = prepared(_own_keys(sqlite.insert))
+_OWN_KEYS_PG = _own_keys(postgresql.insert)
+
 #: The id a new row of each table gets on SQLite (see ``_insert_numbered``).
 _LAST_ID = {
     table: prepared(select(func.max(table.c.id)))
@@ -598,14 +610,7 @@ class SqlStore:
         self._write_lock: AbstractContextManager[object] = (
             threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         )
-        ins = self._upsert(OutboundIdRow.__table__)
-        #: An accepted reply's id keys (the last reply to get a key owns it).
-        self._own_keys = prepared(
-            ins.on_conflict_do_update(
-                index_elements=["carrier", "key"],
-                set_={"outbound_id": ins.excluded.outbound_id},
-            )
-        )
+        self._own_keys = _OWN_KEYS_PG if self._postgres else _OWN_KEYS_SQLITE
         #: SQLite: the prepared statements, compiled for the DBAPI cursor.
         self._plans = Plans(engine.dialect) if engine.dialect.name == "sqlite" else None
 
@@ -663,9 +668,6 @@ class SqlStore:
                     statements.close()
         except (SQLAlchemyError, *DBAPI_ERRORS) as exc:
             raise _unavailable(exc) from exc
-
-    def _upsert(self, table: Any) -> Any:
-        return postgresql.insert(table) if self._postgres else sqlite.insert(table)
 
     def _insert_numbered(
         self, conn: Statements, stmt: Insert, rows: list[dict[str, Any]]

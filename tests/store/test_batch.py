@@ -243,3 +243,27 @@ def test_store_inbound_keeps_arrival_order_with_redeliveries_in_the_batch(
     # Without a window nothing is a redelivery.
     again = store.store_inbound(batch[:2], duplicate_window_s=0)
     assert [m.state for m in again] == [InboundState.RECEIVED, InboundState.RECEIVED]
+
+
+def test_commit_inbound_writes_acceptances_before_its_receipts(store: SqlStore) -> None:
+    """The daemon's intake transaction carries the SMSC's acceptances: a
+    receipt in the same batch finds its reply accepted (and settles its
+    charge); an acceptance of a reply that does not exist is left out."""
+    add_account(store)
+    (mo,) = _mos(store, 1)
+    oid = store.commit_decision(decision(mo, charging=ChargingMode.MT))
+    committed = store.commit_inbound(
+        [],
+        [_receipt(5)],
+        duplicate_window_s=0,
+        decide=lambda fresh: [None for _mo in fresh],
+        accepted=[(oid, "5", _keys(5)), (oid + 99, "6", _keys(6))],
+        now=NOW,
+    )
+    (match,) = committed.receipts
+    assert match is not None and (match.outbound_id, match.mo_id) == (oid, mo.id)
+    assert rows(store, "SELECT state, attempts, body FROM outbound_messages") == [
+        ("delivered", 1, f"Cap lai mat khau thanh cong. Tai khoan: {CODE}/Mat khau: ******")
+    ]
+    assert rows(store, "SELECT state FROM charges") == [("final",)]
+    assert scalar(store, "SELECT count(*) FROM receipt_id_keys") == 0
