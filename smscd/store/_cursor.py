@@ -126,8 +126,8 @@ def _compile(statement: Executable, dialect: Dialect, keys: Sequence[str] | None
     binds = []
     for name in names:
         bind = compiled.binds[name]
-        if bind.callable is not None:
-            return None
+        if bind.callable is not None or bind.literal_execute:
+            return None  # a value computed, or rendered into the text, per execution
         required = bind.required
         process = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if bind.expanding and process is not None:
