@@ -611,6 +611,11 @@ class SqlStore:
             threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         )
         self._own_keys = _OWN_KEYS_PG if self._postgres else _OWN_KEYS_SQLITE
+        # The engine's connections for the store's writes and one-statement reads
+        # (see _engine: how each begins); options set once here, not per
+        # connection, which cost a dialect call each time.
+        self._writing = engine.execution_options(smscd_write=True)
+        self._reading = engine.execution_options(smscd_read=True)
         #: SQLite: the prepared statements, compiled for the DBAPI cursor.
         self._plans = Plans(engine.dialect) if engine.dialect.name == "sqlite" else None
 
@@ -644,8 +649,7 @@ class SqlStore:
     @contextmanager
     def _write(self) -> Iterator[Statements]:
         try:
-            with self._write_lock, self._engine.connect() as conn:
-                conn.execution_options(smscd_write=True)
+            with self._write_lock, self._writing.connect() as conn:
                 statements = Statements(conn, self._plans)
                 try:
                     with conn.begin():
@@ -659,8 +663,7 @@ class SqlStore:
     def _read(self) -> Iterator[Statements]:
         """For reads of ONE statement (on SQLite they run without a transaction)."""
         try:
-            with self._engine.connect() as conn:
-                conn.execution_options(smscd_read=True)
+            with self._reading.connect() as conn:
                 statements = Statements(conn, self._plans)
                 try:
                     yield statements

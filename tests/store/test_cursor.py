@@ -119,3 +119,26 @@ def test_rows_come_back_typed(sqlite_store: SqlStore) -> None:
     found = accounts[CODE]
     assert found is not None and found.e_transaction is True and found.must_change is False
     assert accounts["9999999999"] is None
+
+
+def test_writes_take_the_write_lock_first_and_lone_reads_begin_nothing(
+    sqlite_store: SqlStore,
+) -> None:
+    """A write transaction starts with BEGIN IMMEDIATE (it waits for SQLite's
+    write lock up front instead of failing with SQLITE_BUSY when a read in it
+    turns into a write); a one-statement read runs without a transaction."""
+    ran = _statements_run(sqlite_store)
+    add_account(sqlite_store)
+    sqlite_store.find_account(CODE)
+    add_mo(sqlite_store)
+    firsts = [" ".join(text.split()[:2]) for text in ran if not text.startswith("PRAGMA")]
+    assert firsts == [
+        "BEGIN IMMEDIATE",
+        "INSERT INTO",  # the account
+        "COMMIT",
+        "SELECT accounts.phone,",  # the lookup, alone
+        "BEGIN IMMEDIATE",
+        "SELECT max(inbound_messages.id)",
+        "INSERT INTO",  # the MO
+        "COMMIT",
+    ]
