@@ -6,6 +6,8 @@ A :class:`Link` runs one *supervisor* task per TCP connection it needs (one for 
 transceiver bind, two for a transmitter + receiver pair). A supervisor loops:
 connect (``connect_timeout``), bind, serve until the connection ends, then sleep a
 capped exponential backoff with jitter and start again, until :meth:`Link.stop`.
+The backoff starts over only after a bind that lasted ``backoff_max``: an SMSC
+that accepts binds and drops them at once is retried ever more slowly.
 
 Each connection is a :class:`_Session`: a trio stream plus a sans-I/O
 ``smscd.smpp.Connection``. Inside it, three things touch the wire:
@@ -283,6 +285,8 @@ class _Session:
         self.closed = False
         self.close_reason = ""
         self.bind_status: int | None = None
+        #: trio.current_time() of the bind_resp with status 0.
+        self.bound_at: float | None = None
         #: Parts of incomplete multi-part MOs, by deliver_sm sequence.
         self.waiting_parts: dict[int, _HeldPart] = {}
         #: Inbound items handed out and not acked yet.
@@ -623,10 +627,13 @@ class Link:
             if not first:
                 self._counters.reconnects += 1
             first = False
-            was_bound = await self._run_session(mode)
+            bound_for = await self._run_session(mode)
             if self._stopping:
                 break
-            if was_bound:
+            if bound_for is not None and bound_for >= self.config.backoff_max:
+                # A bind that lasted: the next trouble is new trouble. One
+                # dropped at once keeps backing off, so that an SMSC that
+                # accepts binds and then drops them is not hammered.
                 attempt = 0
             delay = min(
                 self.config.backoff_max, self.config.backoff_initial * 2 ** min(attempt, 32)
@@ -643,8 +650,9 @@ class Link:
             self._last_failure[mode] = key
             self.log.warning(event, mode=mode.value, **fields)
 
-    async def _run_session(self, mode: BindMode) -> bool:
-        """One connection from connect to close; returns whether it got bound."""
+    async def _run_session(self, mode: BindMode) -> float | None:
+        """One connection from connect to close; returns how long it stayed
+        bound (None: it never was)."""
         self._bind_counter += 1
         bind_id = f"{self.config.name}/{mode.value}/{self._bind_counter}"
         structlog.contextvars.bind_contextvars(
@@ -661,7 +669,7 @@ class Link:
                 "link_connect_failed",
                 error=type(exc).__name__,
             )
-            return False
+            return None
         session = _Session(config=self.config, mode=mode, bind_id=bind_id, stream=stream)
         self._sessions[mode] = session
         # Quiet while retrying a failure already reported (logged once, D6).
@@ -696,7 +704,9 @@ class Link:
                 self._note_failure(
                     mode, f"bind:{reason}", "bind_failed", status=None, reason=reason
                 )
-        return was_bound
+        if session.bound_at is None:
+            return None
+        return trio.current_time() - session.bound_at
 
     async def _bind(self, session: _Session) -> bool:
         bind = Bind(
@@ -721,6 +731,7 @@ class Link:
         if response.command_status != 0 or not isinstance(response, BindResp):
             return False
         session.bound = True
+        session.bound_at = trio.current_time()
         self._last_failure[session.mode] = None
         self._mode_state[session.mode] = "bound"
         self.log.info("bind_succeeded", mode=session.mode.value, smsc_system_id=response.system_id)

@@ -213,3 +213,31 @@ async def test_stop_waits_for_an_mo_being_acked(link_config: MakeLinkConfig) -> 
                 await item.ack()
             assert statuses == [0]
             assert sim.unbinds_received == 1
+
+
+async def test_a_bind_dropped_at_once_keeps_backing_off(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    """An SMSC that accepts each bind and drops the connection right away is
+    not hammered: the backoff starts over only after a bind that lasted
+    ``backoff_max``."""
+    with trio.fail_after(10), capture_logs() as logs:
+        async with open_simulator() as sim:
+            config = link_config(sim, backoff_initial=0.02, backoff_max=0.16)
+            async with open_link(config) as link:
+                for drops in range(4):
+                    await wait_until(
+                        lambda n=drops: (  # type: ignore[misc]
+                            link.statistics().reconnects == n and link.statistics().bound
+                        )
+                    )
+                    await sim.drop_connections()
+                await wait_until(lambda: link.statistics().bound)
+                await trio.sleep(0.2)  # a bind that lasts
+                await sim.drop_connections()
+                await wait_until(lambda: link.statistics().reconnects == 5)
+    delays = [e["delay"] for e in logs if e["event"] == "link_reconnecting"]
+    # Jitter keeps each in [half, full] of initial * 2**n, capped at the max.
+    assert len(delays) == 5
+    assert delays[0] <= 0.02 <= delays[1] <= 0.04 <= delays[2] <= 0.08 <= delays[3] <= 0.16
+    assert delays[4] <= 0.02
