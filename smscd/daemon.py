@@ -92,7 +92,6 @@ from smscd.link import (
 )
 from smscd.logging import configure_logging
 from smscd.reset import (
-    PasswordHasher,
     Pipeline,
     ResetRequest,
     canonical_msisdn,
@@ -197,6 +196,15 @@ class _PasswordCatcher:
     def hash(self, password: str) -> str:
         self.password = password
         return _HASH_PENDING
+
+
+class _HashesElsewhere:
+    """The hasher of the daemon's pipeline between decisions: every decision
+    swaps in a ``_PasswordCatcher`` and the hash is made in a hashing process,
+    so hashing here would be a bug (argon2 on a database thread)."""
+
+    def hash(self, password: str) -> str:
+        raise RuntimeError("the daemon hashes in its hashing processes (smscd._hashing)")
 
 
 class _OwnerWaits(Exception):
@@ -1121,11 +1129,7 @@ def _cpu_count() -> int:
 
 def build(config: Config) -> Daemon:
     store = open_store(config.database_url)
-    pipeline = Pipeline(
-        policy=config.reset,
-        templates=config.templates,
-        hasher=PasswordHasher(config.reset.hash),
-    )
+    pipeline = Pipeline(policy=config.reset, templates=config.templates, hasher=_HashesElsewhere())
     links = {smsc.name: Link(smsc.link) for smsc in config.smscs}
     return Daemon(config=config, store=store, pipeline=pipeline, links=links)
 
