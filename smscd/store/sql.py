@@ -18,7 +18,9 @@ at import, ``executemany`` for independent rows; on SQLite the new rows' ids
 are numbered inside the transaction, see ``_insert_numbered``); the one-row
 methods are batches of one. On SQLite the writing threads of one
 process queue on a lock of the store before ``BEGIN IMMEDIATE``, not in
-SQLite's busy handler, which sleeps between retries.
+SQLite's busy handler, which sleeps between retries, and the statements
+marked ``prepared`` run on the DBAPI cursor, compiled once (``_cursor``):
+methods execute on a ``Statements``, which picks the way per statement.
 
 The invariants of DESIGN.md that live here:
 
