@@ -114,6 +114,7 @@ from smscd.store import (
     StoreUnavailable,
 )
 from smscd.store.sql import (
+    EarlyReceipt,
     InboundCommit,
     ReceiptMatch,
     SchemaNotCurrent,
@@ -505,6 +506,7 @@ class Daemon:
                 await ack_all([p.item for p in batch], 0)
                 for receipt, match in zip(receipts, committed.receipts, strict=True):
                     self.receipt_recorded(receipt.new, match)
+                self.receipts_matched(committed.early)
                 overflow: list[int] = []
                 for row, decision, outbound_id in committed.messages:
                     if row.state is InboundState.DUPLICATE:
@@ -592,6 +594,20 @@ class Daemon:
             outbound_id=match.outbound_id if match is not None else None,
             **request,
         )
+
+    def receipts_matched(self, early: Iterable[EarlyReceipt]) -> None:
+        """Log the receipts that came before their reply's acceptance, now that
+        it matched them: ``receipt_received`` could not name their request."""
+        for receipt in early:
+            log.info(
+                "receipt_matched",
+                carrier=receipt.carrier,
+                receipt_id=receipt.receipt_id,
+                stat=receipt.stat,
+                outbound_id=receipt.match.outbound_id,
+                mo_id=receipt.match.mo_id,
+                msisdn=mask_msisdn(receipt.match.destination_addr),
+            )
 
     def decide_at_once(
         self,
@@ -961,14 +977,16 @@ class Daemon:
                     break  # the committer took them meanwhile
                 with trio.CancelScope(shield=True):
                     try:
-                        await self.db(self.mark_accepted, batch)
+                        self.receipts_matched(await self.db(self.mark_accepted, batch))
                     except StoreError as exc:
                         # Their leases expire and the replies are claimed again.
                         log.error("mt_settle_failed", count=len(batch), error=str(exc))
 
-    def mark_accepted(self, accepted: Sequence[tuple[int, str, frozenset[str]]]) -> None:
+    def mark_accepted(
+        self, accepted: Sequence[tuple[int, str, frozenset[str]]]
+    ) -> list[EarlyReceipt]:
         """Blocking: the SMSC's acceptances in one transaction."""
-        self.store.mark_accepted_many(accepted, now=datetime.now(UTC))
+        return self.store.mark_accepted_many(accepted, now=datetime.now(UTC))
 
     # --- operations ------------------------------------------------------------------
 

@@ -92,6 +92,7 @@ from smscd.store.types import (
     AlreadyDecided,
     ChargingMode,
     Decision,
+    EarlyReceipt,
     InboundMessage,
     InboundState,
     NewInbound,
@@ -99,6 +100,7 @@ from smscd.store.types import (
     OutboundMessage,
     OutboundState,
     Outcome,
+    ReceiptMatch,
     ResetCounts,
     StoreError,
     StoreUnavailable,
@@ -114,6 +116,7 @@ __all__ = [
     "AccountDetails",
     "AccountImport",
     "ChargesDay",
+    "EarlyReceipt",
     "InboundCommit",
     "PruneCounts",
     "ReceiptMatch",
@@ -221,16 +224,8 @@ class InboundCommit:
     messages: list[tuple[InboundMessage, Decision | None, int | None]]
     #: Each receipt's reply (None: kept for mark_accepted).
     receipts: list[ReceiptMatch | None]
-
-
-@attrs.frozen(kw_only=True)
-class ReceiptMatch:
-    """The reply a receipt was matched to, and the MO it answered."""
-
-    outbound_id: int
-    mo_id: int
-    #: The subscriber's number, as the reply was addressed.
-    destination_addr: str
+    #: Receipts stored earlier that the acceptances in this transaction matched.
+    early: list[EarlyReceipt] = attrs.field(factory=list)
 
 
 def _decided_params(decisions: Iterable[tuple[Decision, object]]) -> list[dict[str, Any]]:
@@ -469,9 +464,14 @@ _LEASE = prepared(
 )
 
 _FOR_ACCEPT = prepared(
-    select(OutboundRow.id, OutboundRow.carrier, OutboundRow.state, OutboundRow.body).where(
-        OutboundRow.id.in_(bindparam("ids", expanding=True))
-    )
+    select(
+        OutboundRow.id,
+        OutboundRow.carrier,
+        OutboundRow.state,
+        OutboundRow.body,
+        OutboundRow.inbound_id,
+        OutboundRow.destination_addr,
+    ).where(OutboundRow.id.in_(bindparam("ids", expanding=True)))
 )
 _ACCEPT = prepared(
     update(OutboundRow)
@@ -956,8 +956,9 @@ class SqlStore:
             if decided:
                 conn.execute(_DECIDE_MANY, _decided_params(decided))
             outbound = self._apply_decisions(conn, decided, lease_s=lease_s)
+            early: list[EarlyReceipt] = []
             if accepted:
-                self._mark_accepted(conn, accepted, now=now or datetime.now(UTC))
+                early = self._mark_accepted(conn, accepted, now=now or datetime.now(UTC))[1]
             matched = self._record_receipts(conn, receipts)
         decisions = {mo.id: decision for decision, mo in decided}
         return InboundCommit(
@@ -972,6 +973,7 @@ class SqlStore:
                 for mo in stored
             ],
             receipts=matched,
+            early=early,
         )
 
     def _insert_inbound(
@@ -1090,15 +1092,18 @@ class SqlStore:
 
     def mark_accepted_many(
         self, accepted: Sequence[tuple[int, str, frozenset[str]]], *, now: datetime
-    ) -> None:
+    ) -> list[EarlyReceipt]:
         """``mark_accepted`` for several ``(outbound_id, message_id, id_keys)`` in
-        ONE transaction; raises StoreError (and writes nothing) if an id is unknown."""
+        ONE transaction; raises StoreError (and writes nothing) if an id is
+        unknown. Returns the receipts stored before their reply's acceptance
+        that it matched."""
         if not accepted:
-            return
+            return []
         with self._write() as conn:
-            unknown = self._mark_accepted(conn, accepted, now=now)
+            unknown, early = self._mark_accepted(conn, accepted, now=now)
             if unknown:
                 raise StoreError(f"no outbound message {unknown[0]}")
+        return early
 
     def _mark_accepted(
         self,
@@ -1106,14 +1111,15 @@ class SqlStore:
         accepted: Sequence[tuple[int, str, frozenset[str]]],
         *,
         now: datetime,
-    ) -> list[int]:
+    ) -> tuple[list[int], list[EarlyReceipt]]:
         """The writes of ``mark_accepted_many``; returns the ids that have no
-        reply (nothing is written for them)."""
+        reply (nothing is written for them), and the early receipts matched."""
         rows = {
             row.id: row
             for row in conn.execute(_FOR_ACCEPT, {"ids": sorted({a[0] for a in accepted})})
         }
         unknown = [outbound_id for outbound_id, _id, _keys in accepted if outbound_id not in rows]
+        matched: list[EarlyReceipt] = []
         if len(unknown) < len(accepted):
             flips: dict[int, dict[str, object]] = {}
             owners: dict[tuple[str, str], int] = {}
@@ -1154,6 +1160,19 @@ class SqlStore:
                     continue
                 applied.add(receipt.id)
                 conn.execute(_MATCH_RECEIPT, {"rid": receipt.id, "oid": owner})
+                reply = rows[owner]
+                matched.append(
+                    EarlyReceipt(
+                        receipt_id=receipt.id,
+                        carrier=receipt.carrier,
+                        stat=receipt.stat,
+                        match=ReceiptMatch(
+                            outbound_id=owner,
+                            mo_id=reply.inbound_id,
+                            destination_addr=reply.destination_addr,
+                        ),
+                    )
+                )
                 self._apply_receipt(
                     conn,
                     owner,
@@ -1161,7 +1180,7 @@ class SqlStore:
                     final=bool(receipt.final),
                     at=receipt.received_at,
                 )
-        return unknown
+        return unknown, matched
 
     def mark_retry(
         self, outbound_id: int, *, status: int | None, next_attempt_at: datetime

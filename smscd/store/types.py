@@ -26,6 +26,7 @@ __all__ = [
     "ChargingMode",
     "Decision",
     "DecisionStore",
+    "EarlyReceipt",
     "InboundMessage",
     "InboundState",
     "IntakeStore",
@@ -35,6 +36,7 @@ __all__ = [
     "OutboundState",
     "OutboxStore",
     "Outcome",
+    "ReceiptMatch",
     "ResetCounts",
     "ResetStore",
     "StoreError",
@@ -199,6 +201,27 @@ class NewReceipt:
     received_at: datetime
 
 
+@attrs.frozen(kw_only=True)
+class ReceiptMatch:
+    """The reply a receipt was matched to, and the MO it answered."""
+
+    outbound_id: int
+    mo_id: int
+    #: The subscriber's number, as the reply was addressed.
+    destination_addr: str
+
+
+@attrs.frozen(kw_only=True)
+class EarlyReceipt:
+    """A receipt stored before its reply was accepted (it came before the
+    submit_sm_resp was recorded), matched when the acceptance was."""
+
+    receipt_id: int
+    carrier: str
+    stat: str
+    match: ReceiptMatch
+
+
 class ResetStore(Protocol):
     """What the reset pipeline needs; nothing more."""
 
@@ -266,9 +289,11 @@ class OutboxStore(Protocol):
 
     def mark_accepted_many(
         self, accepted: Sequence[tuple[int, str, frozenset[str]]], *, now: datetime
-    ) -> None:
+    ) -> list[EarlyReceipt]:
         """``mark_accepted`` for several ``(outbound_id, message_id, id_keys)`` in
-        ONE transaction; StoreError (and nothing written) if an id is unknown."""
+        ONE transaction; StoreError (and nothing written) if an id is unknown.
+        Returns the receipts stored before their reply's acceptance that it
+        matched."""
         ...
 
     def mark_retry(

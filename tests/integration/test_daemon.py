@@ -144,6 +144,34 @@ async def test_receipts_are_recorded_and_no_password_is_left_in_plaintext(
         assert "0327xxx686" in daemon.log_text()
 
 
+async def test_a_receipt_before_its_submit_sm_resp_is_matched_and_logged_with_its_request(
+    tmp_path: Path,
+) -> None:
+    """The SMSC sends the receipt before the submit_sm_resp: it is stored
+    unmatched, settled when the acceptance is recorded, and a second line
+    names its request, so grep by MO id or masked phone still finds it."""
+    with trio.fail_after(60):
+        config = SimulatorConfig(receipt_delay=0.05)
+        async with open_daemon(tmp_path, sim_config=config, charging="mt") as daemon:
+            daemon.sim.delay_responses(0.4)
+            await reply_for(daemon, "84327000686", "BH MK 0123456789")
+            with trio.fail_after(10):
+                while daemon.query("SELECT state FROM outbound_messages") != [("delivered",)]:
+                    await trio.sleep(0.05)
+            assert daemon.query("SELECT state FROM charges") == [("final",)]
+            await daemon.wait_log('"receipt_matched"')
+            (mo_id,) = daemon.query("SELECT id FROM inbound_messages")[0]
+            lines = [json.loads(text) for text in daemon.log_text().splitlines()]
+            (received,) = [line for line in lines if line["event"] == "receipt_received"]
+            assert "mo_id" not in received  # its reply was not accepted yet
+            (matched,) = [line for line in lines if line["event"] == "receipt_matched"]
+            assert (matched["mo_id"], matched["msisdn"], matched["stat"]) == (
+                mo_id,
+                "0327xxx686",
+                "DELIVRD",
+            )
+
+
 async def test_throttling_and_a_dropped_link_lose_nothing(tmp_path: Path) -> None:
     with trio.fail_after(90):
         async with open_daemon(tmp_path) as daemon:

@@ -14,6 +14,7 @@ from smscd.store.types import (
     InboundState,
     NewReceipt,
     Outcome,
+    ReceiptMatch,
     StoreError,
 )
 from tests.store.helpers import (
@@ -159,7 +160,10 @@ def test_mark_accepted_many_masks_records_ids_and_applies_early_receipts(
     oid_a, oid_b = (i for i in oids if i is not None)
     # b's receipt came before its submit_sm_resp was recorded.
     assert store.record_receipts([_receipt(2, "UNDELIV")]) == [None]
-    store.mark_accepted_many([(oid_a, "1", _keys(1)), (oid_b, "2", _keys(2))], now=NOW)
+    (early,) = store.mark_accepted_many([(oid_a, "1", _keys(1)), (oid_b, "2", _keys(2))], now=NOW)
+    # It names the request the early receipt answers (for the daemon's log).
+    assert (early.stat, early.carrier) == ("UNDELIV", "viettel")
+    assert early.match == ReceiptMatch(outbound_id=oid_b, mo_id=b.id, destination_addr="0327000686")
     assert rows(store, "SELECT id, state, attempts, body FROM outbound_messages ORDER BY id") == [
         (oid_a, "accepted", 1, f"Cap lai mat khau thanh cong. Tai khoan: {CODE}/Mat khau: ******"),
         (
@@ -252,18 +256,25 @@ def test_commit_inbound_writes_acceptances_before_its_receipts(store: SqlStore) 
     add_account(store)
     (mo,) = _mos(store, 1)
     oid = store.commit_decision(decision(mo, charging=ChargingMode.MT))
+    # Another reply's receipt came before its acceptance.
+    (other,) = _mos(store, 1)
+    other_oid = store.commit_decision(decision(other, outcome=Outcome.MISMATCH))
+    assert store.record_receipts([_receipt(7)]) == [None]
     committed = store.commit_inbound(
         [],
         [_receipt(5)],
         duplicate_window_s=0,
         decide=lambda fresh: [None for _mo in fresh],
-        accepted=[(oid, "5", _keys(5)), (oid + 99, "6", _keys(6))],
+        accepted=[(oid, "5", _keys(5)), (oid + 99, "6", _keys(6)), (other_oid, "7", _keys(7))],
         now=NOW,
     )
+    (early,) = committed.early
+    assert early.match.outbound_id == other_oid and early.match.mo_id == other.id
     (match,) = committed.receipts
     assert match is not None and (match.outbound_id, match.mo_id) == (oid, mo.id)
-    assert rows(store, "SELECT state, attempts, body FROM outbound_messages") == [
-        ("delivered", 1, f"Cap lai mat khau thanh cong. Tai khoan: {CODE}/Mat khau: ******")
-    ]
-    assert rows(store, "SELECT state FROM charges") == [("final",)]
-    assert scalar(store, "SELECT count(*) FROM receipt_id_keys") == 0
+    assert rows(
+        store, "SELECT state, attempts, body FROM outbound_messages WHERE id = :i", i=oid
+    ) == [("delivered", 1, f"Cap lai mat khau thanh cong. Tai khoan: {CODE}/Mat khau: ******")]
+    assert rows(store, "SELECT state FROM charges WHERE inbound_id = :i", i=mo.id) == [("final",)]
+    # Receipt 5 matched at once: no keys kept for it (only the early one's).
+    assert scalar(store, "SELECT count(*) FROM receipt_id_keys") == 2
