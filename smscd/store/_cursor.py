@@ -25,9 +25,12 @@ pysqlite runs directly:
 The statement text, its types and the transaction (``BEGIN IMMEDIATE``, the
 commit) stay SQLAlchemy's: only the per-statement bookkeeping is skipped. A
 statement that is not marked, an INSERT whose columns need a Python-side
-default, and every statement on PostgreSQL (whose cost is the network) run
-through SQLAlchemy as before: :class:`Statements` is the one object the
-store's methods execute on, whatever the dialect.
+default, a bind rendered into the text per execution, every statement on
+PostgreSQL (whose cost is the network), and every statement of a connection
+whose engine has cursor event listeners (a tracer, a test injecting a
+failure: they must see everything) run through SQLAlchemy as before:
+:class:`Statements` is the one object the store's methods execute on,
+whatever the dialect.
 """
 
 from __future__ import annotations
@@ -214,7 +217,11 @@ class Statements:
 
     def __init__(self, connection: Connection, plans: Plans | None) -> None:
         self.connection = connection
-        self._plans = plans
+        dispatch = connection.dispatch
+        instrumented = bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+        #: None: every statement through SQLAlchemy (PostgreSQL, or someone
+        #: listens to the engine's statements and must see them all).
+        self._plans = None if instrumented else plans
         self._cursor: Any = None
 
     def execute(
@@ -222,7 +229,7 @@ class Statements:
         statement: Executable,
         parameters: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
     ) -> Any:
-        if self._plans is None or id(statement) not in _PREPARED or self._instrumented():
+        if self._plans is None or id(statement) not in _PREPARED:
             return self.connection.execute(statement, parameters)
         if isinstance(parameters, list):
             return self._execute_many(statement, parameters)
@@ -244,12 +251,6 @@ class Statements:
         cursor = self._open_cursor()
         cursor.executemany(plan.sql, [plan.args(row) for row in rows])
         return _Rows([], cursor.rowcount)
-
-    def _instrumented(self) -> bool:
-        """Whether someone listens to this engine's statements (a tracer, a
-        test injecting a failure): then SQLAlchemy runs them, so they see all."""
-        dispatch = self.connection.dispatch
-        return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
 
     def _open_cursor(self) -> Any:
         if self._cursor is None:
