@@ -525,15 +525,6 @@ _OWNERS_OF_KEYS = prepared(
 )
 _INSERT_RECEIPT = prepared(insert(ReceiptRow))
 _INSERT_RECEIPT_KEY = prepared(insert(ReceiptKeyRow))
-_FINISH_OUTBOUND = prepared(
-    update(OutboundRow)
-    .where(
-        OutboundRow.id == bindparam("oid"),
-        OutboundRow.state == OutboundState.ACCEPTED.value,
-    )
-    .values(state=bindparam("p_state"), final_at=bindparam("p_at", type_=_AT))
-    .returning(OutboundRow.inbound_id)
-)
 _SETTLE_CHARGE = prepared(
     update(ChargeRow)
     .where(
@@ -543,8 +534,9 @@ _SETTLE_CHARGE = prepared(
     )
     .values(state=bindparam("p_state"), finalized_at=bindparam("p_at", type_=_AT))
 )
-# The batch form of the two above (record_receipts): a final receipt of an
-# ACCEPTED reply, and the MT charge of the MO behind it. The charge statement
+# A final receipt of an ACCEPTED reply, and the MT charge of the MO behind it
+# (``_finish_replies``; ``_SETTLE_CHARGE`` is the form by MO, for a reply the
+# SMSC rejected). The charge statement
 # needs no "the reply was ACCEPTED" condition: a reply that has id keys (and so
 # can match a receipt) was ACCEPTED, and one that is no longer ACCEPTED has a
 # charge that is no longer pending.
@@ -1154,6 +1146,7 @@ class SqlStore:
                 },
             ).all()
             applied: set[int] = set()
+            finals: list[tuple[int, str, datetime]] = []
             for receipt in early:
                 owner = owners.get((receipt.carrier, receipt.key))
                 if owner is None or receipt.id in applied:
@@ -1173,13 +1166,9 @@ class SqlStore:
                         ),
                     )
                 )
-                self._apply_receipt(
-                    conn,
-                    owner,
-                    stat=receipt.stat,
-                    final=bool(receipt.final),
-                    at=receipt.received_at,
-                )
+                if receipt.final:
+                    finals.append((owner, receipt.stat, receipt.received_at))
+            self._finish_replies(conn, finals)
         return unknown, matched
 
     def mark_retry(
@@ -1289,48 +1278,44 @@ class SqlStore:
         ]
         if unmatched_keys:
             conn.execute(_INSERT_RECEIPT_KEY, unmatched_keys)
-        finals = [
-            (m, r.stat.upper() == "DELIVRD", r.received_at)
-            for r, m in zip(receipts, matched, strict=True)
-            if m is not None and r.final
-        ]
-        if finals:
-            conn.execute(
-                _FINISH_ACCEPTED,
-                [
-                    {
-                        "oid": m,
-                        "p_state": (
-                            OutboundState.DELIVERED if ok else OutboundState.UNDELIVERABLE
-                        ).value,
-                        "p_at": at,
-                    }
-                    for m, ok, at in finals
-                ],
-            )
-            conn.execute(
-                _SETTLE_CHARGE_OF_REPLY,
-                [
-                    {"oid": m, "p_charge": "final" if ok else "void", "p_at": at}
-                    for m, ok, at in finals
-                ],
-            )
+        self._finish_replies(
+            conn,
+            [
+                (m, r.stat, r.received_at)
+                for r, m in zip(receipts, matched, strict=True)
+                if m is not None and r.final
+            ],
+        )
         return [replies[m] if m is not None else None for m in matched]
 
     @staticmethod
-    def _apply_receipt(
-        conn: Statements, outbound_id: int, *, stat: str, final: bool, at: datetime
-    ) -> None:
-        """A final receipt ends an ACCEPTED reply (and settles an MT charge)."""
-        if not final:
+    def _finish_replies(conn: Statements, finals: Sequence[tuple[int, str, datetime]]) -> None:
+        """Final receipts ``(outbound id, stat, received at)`` of ACCEPTED
+        replies, in order (a reply's first final receipt wins): the reply
+        DELIVERED or UNDELIVERABLE, its MT charge final or void."""
+        if not finals:
             return
-        delivered = stat.upper() == "DELIVRD"
-        state = OutboundState.DELIVERED if delivered else OutboundState.UNDELIVERABLE
-        inbound_id = conn.execute(
-            _FINISH_OUTBOUND, {"oid": outbound_id, "p_state": state.value, "p_at": at}
-        ).scalar_one_or_none()
-        if inbound_id is not None:
-            SqlStore._settle_charge(conn, inbound_id, delivered=delivered, at=at)
+        delivered = [(m, stat.upper() == "DELIVRD", at) for m, stat, at in finals]
+        conn.execute(
+            _FINISH_ACCEPTED,
+            [
+                {
+                    "oid": m,
+                    "p_state": (
+                        OutboundState.DELIVERED if ok else OutboundState.UNDELIVERABLE
+                    ).value,
+                    "p_at": at,
+                }
+                for m, ok, at in delivered
+            ],
+        )
+        conn.execute(
+            _SETTLE_CHARGE_OF_REPLY,
+            [
+                {"oid": m, "p_charge": "final" if ok else "void", "p_at": at}
+                for m, ok, at in delivered
+            ],
+        )
 
     @staticmethod
     def _settle_charge(conn: Statements, inbound_id: int, *, delivered: bool, at: datetime) -> None:
