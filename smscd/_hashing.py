@@ -113,6 +113,12 @@ class HashProcesses:
         for process in self._running:
             process.kill()
 
+    @property
+    def waiting(self) -> int:
+        """Passwords not yet handed to a process: every process has its
+        ``depth`` in hand, so hashing is the bottleneck."""
+        return self._send.statistics().current_buffer_used
+
     async def hash(self, password: str) -> tuple[str, float]:
         """The encoded hash of ``password`` and the CPU seconds it took; waits
         for ``run`` to have a process free. Raises ``HashFailed``."""

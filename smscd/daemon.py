@@ -152,10 +152,18 @@ RECOVERY_PERIOD_S = 5.0
 CHECKPOINT_PERIOD_S = 30.0
 #: How long a small batch of the SMSC's acceptances waits for more before its
 #: transaction (nobody waits on these), and the size from which it does not
-#: wait. Receipts do not wait: each one unacknowledged holds a slot of the
-#: SMSC's deliver_sm window, which it shares with the MOs.
+#: wait.
 SETTLE_LINGER_S = 0.05
 LINGER_BELOW = 16
+#: How long a small batch of receipts with no MO waits for more (an MO ends
+#: the wait). Shorter than the acceptances' linger: each receipt not yet
+#: acknowledged holds a slot of the SMSC's deliver_sm window, which it shares
+#: with the MOs (at most LINGER_BELOW of them, for this long).
+RECEIPT_LINGER_S = 0.025
+#: The longest a hashed reset waits for another to share its commit, when
+#: hashing is the bottleneck (see Daemon.reset_linger): about the time between
+#: two hashes coming back from two processes.
+RESET_LINGER_S = 0.015
 #: Default pipeline workers per core (``[daemon] workers = 0``). Hashing is
 #: bounded by the ``hashing`` processes whatever this is; more workers let decisions
 #: that do not hash share their group commit.
@@ -332,24 +340,33 @@ class _GroupCommit(Generic[ItemT, ResultT]):
     gathers, so the batch grows with the load. ``write`` returns one result per
     item, in order; an exception instance among them is raised to that item's
     waiter alone, an exception from ``write`` to every waiter of the batch.
+    With ``linger``, a lone item first waits up to ``linger()`` seconds for a
+    second one (0: not at all).
     The write runs in a thread that a cancellation does not abandon, so a
     batch that started is finished and its results delivered; a waiter
     cancelled before its batch started takes its item back.
     """
 
     def __init__(
-        self, write: Callable[[list[ItemT]], Awaitable[list[ResultT | Exception]]]
+        self,
+        write: Callable[[list[ItemT]], Awaitable[list[ResultT | Exception]]],
+        *,
+        linger: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self._write = write
+        self._linger = linger
         self._queue: list[_Slot[ItemT, ResultT]] = []
         self._lock = trio.StrictFIFOLock()
+        self._another = trio.Event()
 
     async def submit(self, item: ItemT) -> ResultT:
         slot: _Slot[ItemT, ResultT] = _Slot(item)
         self._queue.append(slot)
+        self._another.set()
         try:
             async with self._lock:
                 if not slot.done:
+                    await self._wait_for_another()
                     await self._write_queue()
         except BaseException:
             if slot in self._queue:
@@ -358,6 +375,15 @@ class _GroupCommit(Generic[ItemT, ResultT]):
         if isinstance(slot.result, Exception):
             raise slot.result
         return slot.result  # type: ignore[return-value]
+
+    async def _wait_for_another(self) -> None:
+        """A lone item waits up to ``linger()`` seconds for a second one."""
+        wait = self._linger()
+        if wait <= 0 or len(self._queue) > 1:
+            return
+        self._another = trio.Event()
+        with trio.move_on_after(wait):
+            await self._another.wait()
 
     async def _write_queue(self) -> None:
         batch, self._queue = self._queue, []
@@ -415,7 +441,20 @@ class Daemon:
 
     def __attrs_post_init__(self) -> None:
         self.quick_decisions = _GroupCommit(partial(self.db, self.decide_quickly))
-        self.reset_commits = _GroupCommit(partial(self.db, self.commit_decisions))
+        self.reset_commits = _GroupCommit(
+            partial(self.db, self.commit_decisions), linger=self.reset_linger
+        )
+
+    def reset_linger(self) -> float:
+        """How long a lone hashed reset waits for another before its commit:
+        only while a full round of passwords waits for the hashing processes.
+        Then hashing is the bottleneck, a reset already waits longer than this
+        for its hash, and one transaction for two resets leaves more of the
+        cores to argon2. Otherwise not at all (latency)."""
+        hashing = self.hashing
+        if hashing.waiting < hashing.count:
+            return 0.0
+        return RESET_LINGER_S
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -469,12 +508,7 @@ class Daemon:
         their senders still held; the MOs left undecided go to the workers."""
         async with receive, send_decide, send_reset:
             async for first in receive:
-                batch = [first]
-                while len(batch) < self.config.intake_batch:
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
+                batch = await self.gather_intake(receive, first)
                 mos = [p for p in batch if isinstance(p, _PendingMo)]
                 receipts = [p for p in batch if isinstance(p, _PendingReceipt)]
                 held = {m for m in {p.new.msisdn for p in mos} if self.senders.try_hold(m)}
@@ -532,6 +566,35 @@ class Daemon:
                     # claimer take these now rather than when their lease ends.
                     with contextlib.suppress(StoreError):
                         await self.db(self.store.release_leases, overflow)
+
+    async def gather_intake(
+        self, receive: trio.MemoryReceiveChannel[_Pending], first: _Pending
+    ) -> list[_Pending]:
+        """``first`` and what else is waiting, up to ``intake_batch``. A few
+        receipts and no MO wait up to ``RECEIPT_LINGER_S`` for more, so that at
+        low rates a receipt rides with the next MO's transaction instead of
+        taking one of its own; an MO ends the wait at once."""
+        batch = [first]
+        limit = self.config.intake_batch
+
+        def take_waiting() -> None:
+            while len(batch) < limit:
+                try:
+                    batch.append(receive.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    return
+
+        take_waiting()
+        with trio.move_on_after(RECEIPT_LINGER_S):
+            while len(batch) < min(limit, LINGER_BELOW) and not any(
+                isinstance(p, _PendingMo) for p in batch
+            ):
+                try:
+                    batch.append(await receive.receive())
+                except trio.EndOfChannel:
+                    break
+                take_waiting()
+        return batch
 
     async def commit_intake(
         self, mos: Sequence[NewInbound], receipts: Sequence[NewReceipt], held: set[str]

@@ -2,7 +2,9 @@
 busy and the buffer full, a reply is refused and the committer frees its
 lease so the claimer takes it, instead of holding up the next intake
 transaction), and it decides at most one reset per sender, and only for a
-sender it holds."""
+sender it holds. How the daemon's transactions gather their batches: a few
+receipts wait a little for an MO, never the other way round, and a hashed
+reset waits for another only while hashing is the bottleneck."""
 
 from __future__ import annotations
 
@@ -10,10 +12,13 @@ import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import pytest
 import trio
 
+from smscd import daemon as daemon_module
+from smscd._hashing import HashProcesses
 from smscd.config import parse_config
-from smscd.daemon import Daemon
+from smscd.daemon import RECEIPT_LINGER_S, RESET_LINGER_S, Daemon
 from smscd.link import Link
 from smscd.reset import HashParams, PasswordHasher, Pipeline
 from smscd.store import (
@@ -135,4 +140,94 @@ def test_intake_decides_one_reset_per_held_sender(tmp_path: Path) -> None:
     assert resets == {}
     assert [row.state for row, _d, _o in committed.messages] == [InboundState.RECEIVED]
     assert daemon.store.find_account("0123456789").password_hash is None  # type: ignore[union-attr]
+    daemon.store.close()
+
+
+def _pending_mo() -> daemon_module._PendingMo:
+    return daemon_module._PendingMo(item=None, new=new_mo())  # type: ignore[arg-type]
+
+
+def _pending_receipt() -> daemon_module._PendingReceipt:
+    return daemon_module._PendingReceipt(item=None, new=None)  # type: ignore[arg-type]
+
+
+async def test_receipts_wait_a_little_for_an_mo_and_an_mo_waits_for_nothing(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    daemon = _daemon(tmp_path)
+    send, receive = trio.open_memory_channel[daemon_module._Pending](100)
+    receipt, mo, later = _pending_receipt(), _pending_mo(), _pending_receipt()
+
+    # A receipt alone waits, then goes alone.
+    start = trio.current_time()
+    assert await daemon.gather_intake(receive, receipt) == [receipt]
+    assert trio.current_time() - start == pytest.approx(RECEIPT_LINGER_S)
+
+    # A receipt, then an MO a little later: one batch, as soon as the MO comes.
+    async def mo_soon() -> None:
+        await trio.sleep(RECEIPT_LINGER_S / 5)
+        send.send_nowait(mo)
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(mo_soon)
+        assert await daemon.gather_intake(receive, receipt) == [receipt, mo]
+    assert trio.current_time() - start == pytest.approx(RECEIPT_LINGER_S / 5)
+
+    # An MO goes at once, with what was already waiting.
+    send.send_nowait(later)
+    start = trio.current_time()
+    assert await daemon.gather_intake(receive, mo) == [mo, later]
+    assert trio.current_time() == start
+    daemon.store.close()
+
+
+async def test_a_reset_waits_for_another_only_while_hashing_is_the_bottleneck(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    daemon = _daemon(tmp_path)
+    # Two processes that never start: every password waits for one.
+    daemon.hashing = HashProcesses(HashParams(memory_kib=1024, time_cost=1), 2)
+    batches: list[list[str]] = []
+
+    async def write(items: list[str]) -> list[str | Exception]:
+        batches.append(items)
+        return [item.upper() for item in items]
+
+    group = daemon_module._GroupCommit(write, linger=daemon.reset_linger)
+    async with trio.open_nursery() as nursery:
+        # One password waiting: no backlog, a reset is committed alone at once.
+        nursery.start_soon(daemon.hashing.hash, "111111")
+        await trio.testing.wait_all_tasks_blocked()
+        assert daemon.reset_linger() == 0
+        start = trio.current_time()
+        assert await group.submit("a") == "A"
+        assert trio.current_time() == start
+        assert batches == [["a"]]
+
+        # A full round waiting: a lone reset waits for the next, and both go
+        # in one transaction as soon as it comes.
+        nursery.start_soon(daemon.hashing.hash, "222222")
+        await trio.testing.wait_all_tasks_blocked()
+        assert daemon.reset_linger() == RESET_LINGER_S
+        results: list[str] = []
+
+        async def submit(item: str, delay: float) -> None:
+            await trio.sleep(delay)
+            results.append(await group.submit(item))
+
+        start = trio.current_time()
+        async with trio.open_nursery() as both:
+            both.start_soon(submit, "b", 0)
+            both.start_soon(submit, "c", RESET_LINGER_S / 3)
+        assert trio.current_time() - start == pytest.approx(RESET_LINGER_S / 3)
+        assert batches[1:] == [["b", "c"]]
+        assert sorted(results) == ["B", "C"]
+
+        # Nobody comes: it goes alone after the linger.
+        start = trio.current_time()
+        assert await group.submit("d") == "D"
+        assert trio.current_time() - start == pytest.approx(RESET_LINGER_S)
+        assert batches[2:] == [["d"]]
+        nursery.cancel_scope.cancel()
     daemon.store.close()
