@@ -419,6 +419,11 @@ class Daemon:
     )
     #: MO ids handed to a worker or resetter and not finished (so recovery skips them).
     in_progress: set[int] = attrs.field(factory=set)
+    #: Held by the committer from its transaction until its MOs are in
+    #: ``in_progress``, and by recovery while it claims: otherwise recovery can
+    #: find an MO the intake just committed RECEIVED before the committer has
+    #: handed it on, and it is decided (and its password hashed) twice.
+    claiming: trio.Lock = attrs.field(factory=trio.Lock)
     senders: _Senders = attrs.field(factory=_Senders)
     #: Per carrier: where freshly committed replies go to be submitted.
     handoff: dict[str, trio.MemorySendChannel[OutboundMessage]] = attrs.field(factory=dict)
@@ -513,9 +518,16 @@ class Daemon:
                 receipts = [p for p in batch if isinstance(p, _PendingReceipt)]
                 held = {m for m in {p.new.msisdn for p in mos} if self.senders.try_hold(m)}
                 try:
-                    committed, resets = await self.commit_intake(
-                        [p.new for p in mos], [p.new for p in receipts], held
-                    )
+                    async with self.claiming:
+                        committed, resets = await self.commit_intake(
+                            [p.new for p in mos], [p.new for p in receipts], held
+                        )
+                        self.in_progress.update(
+                            row.id
+                            for row, decision, outbound_id in committed.messages
+                            if row.state is not InboundState.DUPLICATE
+                            and (decision is None or outbound_id is None)
+                        )
                 except BaseException as exc:
                     for msisdn in held:
                         self.senders.release(msisdn)
@@ -556,10 +568,8 @@ class Daemon:
                         if not self.hand_off_now(row, decision, outbound_id):
                             overflow.append(outbound_id)
                     elif row.id not in resets:
-                        self.in_progress.add(row.id)
                         await send_decide.send(row)
                 for reset in resets.values():
-                    self.in_progress.add(reset.mo.id)
                     await send_reset.send(reset)
                 if overflow:
                     # No submitter free and the hand-off buffer full: let the
@@ -894,15 +904,19 @@ class Daemon:
         deciding) back to the workers; at start, then every few seconds."""
         async with send_decide:
             while True:
-                try:
-                    rows = await self.db(self.store.claim_inbound, limit=500)
-                except StoreError as exc:
-                    log.warning("recovery_failed", error=str(exc))
-                    rows = []
+                async with self.claiming:
+                    try:
+                        rows = await self.db(self.store.claim_inbound, limit=500)
+                    except StoreError as exc:
+                        log.warning("recovery_failed", error=str(exc))
+                        rows = []
+                    rows = [
+                        row
+                        for row in rows
+                        if row.id not in self.in_progress and row.carrier in self.links
+                    ]
+                    self.in_progress.update(row.id for row in rows)
                 for row in rows:
-                    if row.id in self.in_progress or row.carrier not in self.links:
-                        continue
-                    self.in_progress.add(row.id)
                     log.info("mo_recovered", mo_id=row.id, carrier=row.carrier)
                     await send_decide.send(row)
                 await trio.sleep(RECOVERY_PERIOD_S)

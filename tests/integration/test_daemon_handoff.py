@@ -4,7 +4,8 @@ lease so the claimer takes it, instead of holding up the next intake
 transaction), and it decides at most one reset per sender, and only for a
 sender it holds. How the daemon's transactions gather their batches: a few
 receipts wait a little for an MO, never the other way round, and a hashed
-reset waits for another only while hashing is the bottleneck."""
+reset waits for another only while hashing is the bottleneck. Recovery never
+takes an MO the committer has not handed on yet."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from smscd import daemon as daemon_module
 from smscd._hashing import HashProcesses
 from smscd.config import parse_config
 from smscd.daemon import RECEIPT_LINGER_S, RESET_LINGER_S, Daemon
-from smscd.link import Link
+from smscd.link import InboundMo, Link
 from smscd.reset import HashParams, PasswordHasher, Pipeline
 from smscd.store import (
     ChargingMode,
@@ -230,4 +231,69 @@ async def test_a_reset_waits_for_another_only_while_hashing_is_the_bottleneck(
         assert trio.current_time() - start == pytest.approx(RESET_LINGER_S)
         assert batches[2:] == [["d"]]
         nursery.cancel_scope.cancel()
+    daemon.store.close()
+
+
+class _Acks:
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+
+    async def ack(self, status: int) -> None:
+        self.statuses.append(status)
+
+
+async def test_recovery_leaves_alone_the_resets_the_committer_is_handing_on(
+    tmp_path: Path,
+) -> None:
+    """The committer hands its resets on one at a time, waiting for a free
+    resetter. Recovery, which runs meanwhile, must not take the ones still
+    waiting to be handed on: decided twice, each would be hashed twice."""
+    daemon = _daemon(tmp_path)
+    senders = [("0123456789", "84327000686"), ("0123456780", "84327000687")]
+    acks = _Acks()
+    send_inbound, receive_inbound = trio.open_memory_channel[daemon_module._Pending](10)
+    send_decide, receive_decide = trio.open_memory_channel[InboundMessage](10)
+    send_reset, receive_reset = trio.open_memory_channel[daemon_module._Reset](0)
+    for code, phone in senders:
+        add_account(daemon.store, code, phone)
+        new = new_mo(carrier="sim", msisdn=phone, source_addr=phone, text=f"BH MK {code}")
+        item = InboundMo(
+            carrier="sim",
+            source_addr=phone,
+            source_addr_ton=1,
+            source_addr_npi=1,
+            destination_addr="8079",
+            text=new.text,
+            data_coding=0,
+            parts=1,
+            ack_handle=acks,
+        )
+        send_inbound.send_nowait(daemon_module._PendingMo(item=item, new=new))
+    claims = 0
+    claim_inbound = daemon.store.claim_inbound
+
+    def counted_claim(*, limit: int) -> list[InboundMessage]:
+        nonlocal claims
+        claims += 1
+        return claim_inbound(limit=limit)
+
+    daemon.store.claim_inbound = counted_claim  # type: ignore[method-assign]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(daemon.committer, receive_inbound, send_decide.clone(), send_reset)
+            # Both committed and acknowledged; the first reset waits for a resetter.
+            while send_reset.statistics().tasks_waiting_send == 0:
+                await trio.sleep(0.01)
+            assert acks.statuses == [0, 0]
+            nursery.start_soon(daemon.recovery, send_decide)
+            while claims == 0:
+                await trio.sleep(0.01)
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(trio.WouldBlock):
+                receive_decide.receive_nowait()
+            # Handed on in turn, each once, both RECEIVED until a resetter commits it.
+            first = await receive_reset.receive()
+            second = await receive_reset.receive()
+            assert [first.mo.msisdn, second.mo.msisdn] == [phone for _code, phone in senders]
+            nursery.cancel_scope.cancel()
     daemon.store.close()
