@@ -50,8 +50,11 @@ then a reset is finished like one from intake. Every committed reply is born
 leased to this daemon and handed straight to its carrier's submitters, without
 waiting (if they are all busy, its lease is freed); the claimer takes the rest
 (retries, leases run out or freed, other daemons' work). Receipts share the SMSC's
-deliver_sm window with the MOs, so neither waits for more company before its
-transaction: an unacknowledged receipt is an MO the SMSC cannot send.
+deliver_sm window with the MOs (an unacknowledged receipt is an MO the SMSC
+cannot send), so an MO never waits for company before its transaction; a few
+receipts with no MO wait briefly (``RECEIPT_LINGER_S``) to ride with the next
+one. While hashing is the bottleneck, a hashed reset waits briefly for a
+second one to share its commit (``reset_linger``).
 
 Blocking calls run off the event loop: database calls in threads through
 ``db_limiter``, argon2 in the ``hashing`` processes, so the event loop keeps
