@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import re
 import threading
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -641,13 +641,13 @@ class SqlStore:
     @contextmanager
     def _write(self) -> Iterator[Statements]:
         try:
-            with self._write_lock, self._writing.connect() as conn:
-                statements = Statements(conn, self._plans)
-                try:
-                    with conn.begin():
-                        yield statements
-                finally:
-                    statements.close()
+            with (
+                self._write_lock,
+                self._writing.connect() as conn,
+                closing(Statements(conn, self._plans)) as statements,
+                conn.begin(),
+            ):
+                yield statements
         except (SQLAlchemyError, *DBAPI_ERRORS) as exc:
             raise _unavailable(exc) from exc
 
@@ -655,12 +655,11 @@ class SqlStore:
     def _read(self) -> Iterator[Statements]:
         """For reads of ONE statement (on SQLite they run without a transaction)."""
         try:
-            with self._reading.connect() as conn:
-                statements = Statements(conn, self._plans)
-                try:
-                    yield statements
-                finally:
-                    statements.close()
+            with (
+                self._reading.connect() as conn,
+                closing(Statements(conn, self._plans)) as statements,
+            ):
+                yield statements
         except (SQLAlchemyError, *DBAPI_ERRORS) as exc:
             raise _unavailable(exc) from exc
 
