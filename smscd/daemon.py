@@ -618,8 +618,7 @@ class Daemon:
         takes them, so that no acceptance taken before this transaction is
         written after it. On failure they go back to the accept_recorder."""
         async with self.accepting:
-            accepted = self.accepted[: self.config.intake_batch]
-            del self.accepted[: len(accepted)]
+            accepted = self.take_accepted()
             try:
                 return await self.db(self.intake_batch, mos, receipts, held, accepted)
             except BaseException:
@@ -1051,8 +1050,7 @@ class Daemon:
         is what keeps a reply from being sent twice."""
         while self.accepted:
             async with self.accepting:
-                batch = self.accepted[: self.config.intake_batch]
-                del self.accepted[: len(batch)]
+                batch = self.take_accepted()
                 if not batch:
                     break  # the committer took them meanwhile
                 with trio.CancelScope(shield=True):
@@ -1061,6 +1059,13 @@ class Daemon:
                     except StoreError as exc:
                         # Their leases expire and the replies are claimed again.
                         log.error("mt_settle_failed", count=len(batch), error=str(exc))
+
+    def take_accepted(self) -> list[tuple[int, str, frozenset[str]]]:
+        """The acceptances waiting, at most a batch, out of ``accepted``; the
+        caller holds ``accepting`` until they are written."""
+        taken = self.accepted[: self.config.intake_batch]
+        del self.accepted[: len(taken)]
+        return taken
 
     def mark_accepted(
         self, accepted: Sequence[tuple[int, str, frozenset[str]]]
