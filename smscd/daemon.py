@@ -53,8 +53,8 @@ waiting (if they are all busy, its lease is freed); the claimer takes the rest
 deliver_sm window with the MOs (an unacknowledged receipt is an MO the SMSC
 cannot send), so an MO never waits for company before its transaction; a few
 receipts with no MO wait briefly (``RECEIPT_LINGER_S``) to ride with the next
-one. While hashing is the bottleneck, a hashed reset waits briefly for a
-second one to share its commit (``reset_linger``).
+one. While hashing is the bottleneck, hashed resets wait briefly for each
+other to share their commit (``reset_linger``).
 
 Blocking calls run off the event loop: database calls in threads through
 ``db_limiter``, argon2 in the ``hashing`` processes, so the event loop keeps
@@ -163,17 +163,20 @@ LINGER_BELOW = 16
 #: acknowledged holds a slot of the SMSC's deliver_sm window, which it shares
 #: with the MOs (at most LINGER_BELOW of them, for this long).
 RECEIPT_LINGER_S = 0.025
-#: The longest a hashed reset waits for another to share its commit, when
-#: hashing is the bottleneck (see Daemon.reset_linger): about the time between
-#: two hashes coming back from two processes.
-RESET_LINGER_S = 0.015
+#: While hashing is the bottleneck (see Daemon.reset_linger), hashed resets
+#: commit in batches of this many per hashing process, and the first of a
+#: batch waits at most this long for the others: about the time the processes
+#: take for a batch.
+RESET_BATCH_PER_HASHER = 4
+RESET_LINGER_S = 0.1
 #: Default pipeline workers per core (``[daemon] workers = 0``). Hashing is
 #: bounded by the ``hashing`` processes whatever this is; more workers let decisions
 #: that do not hash share their group commit.
 WORKERS_PER_CORE = 16
 #: Resetters per hashing process: enough to keep each process's queue full
-#: (``_hashing.DEPTH``) while others commit.
-RESETTERS_PER_HASHER = 4
+#: (``_hashing.DEPTH``) while a batch of others waits for its commit
+#: (``RESET_BATCH_PER_HASHER``).
+RESETTERS_PER_HASHER = 8
 #: Environment variable naming a file: profile the event loop into it (development).
 PROFILE_ENV = "SMSCD_PROFILE"
 
@@ -326,6 +329,14 @@ class _Reset:
     reset: _NeedsHash
 
 
+@attrs.frozen
+class _Linger:
+    """A batch of fewer than ``size`` items waits up to ``seconds`` to reach it."""
+
+    seconds: float
+    size: int
+
+
 @attrs.define(eq=False)
 class _Slot(Generic[ItemT, ResultT]):
     item: ItemT
@@ -343,8 +354,8 @@ class _GroupCommit(Generic[ItemT, ResultT]):
     gathers, so the batch grows with the load. ``write`` returns one result per
     item, in order; an exception instance among them is raised to that item's
     waiter alone, an exception from ``write`` to every waiter of the batch.
-    With ``linger``, a lone item first waits up to ``linger()`` seconds for a
-    second one (0: not at all).
+    With ``linger``, a batch first waits for company as ``linger()`` says
+    (None: not at all).
     The write runs in a thread that a cancellation does not abandon, so a
     batch that started is finished and its results delivered; a waiter
     cancelled before its batch started takes its item back.
@@ -354,7 +365,7 @@ class _GroupCommit(Generic[ItemT, ResultT]):
         self,
         write: Callable[[list[ItemT]], Awaitable[list[ResultT | Exception]]],
         *,
-        linger: Callable[[], float] = lambda: 0.0,
+        linger: Callable[[], _Linger | None] = lambda: None,
     ) -> None:
         self._write = write
         self._linger = linger
@@ -369,7 +380,7 @@ class _GroupCommit(Generic[ItemT, ResultT]):
         try:
             async with self._lock:
                 if not slot.done:
-                    await self._wait_for_another()
+                    await self._wait_for_company()
                     await self._write_queue()
         except BaseException:
             if slot in self._queue:
@@ -379,14 +390,15 @@ class _GroupCommit(Generic[ItemT, ResultT]):
             raise slot.result
         return slot.result  # type: ignore[return-value]
 
-    async def _wait_for_another(self) -> None:
-        """A lone item waits up to ``linger()`` seconds for a second one."""
-        wait = self._linger()
-        if wait <= 0 or len(self._queue) > 1:
+    async def _wait_for_company(self) -> None:
+        """A small batch waits as ``linger()`` says for more items."""
+        linger = self._linger()
+        if linger is None:
             return
-        self._another = trio.Event()
-        with trio.move_on_after(wait):
-            await self._another.wait()
+        with trio.move_on_after(linger.seconds):
+            while len(self._queue) < linger.size:
+                self._another = trio.Event()
+                await self._another.wait()
 
     async def _write_queue(self) -> None:
         batch, self._queue = self._queue, []
@@ -453,16 +465,18 @@ class Daemon:
             partial(self.db, self.commit_decisions), linger=self.reset_linger
         )
 
-    def reset_linger(self) -> float:
-        """How long a lone hashed reset waits for another before its commit:
-        only while a full round of passwords waits for the hashing processes.
-        Then hashing is the bottleneck, a reset already waits longer than this
-        for its hash, and one transaction for two resets leaves more of the
-        cores to argon2. Otherwise not at all (latency)."""
-        hashing = self.hashing
-        if hashing.waiting < hashing.count:
-            return 0.0
-        return RESET_LINGER_S
+    def reset_linger(self) -> _Linger | None:
+        """How hashed resets wait for company before their commit: in batches
+        of ``RESET_BATCH_PER_HASHER`` per hashing process, while at least a
+        batch of passwords waits for the processes. Then hashing is the
+        bottleneck, a reset waits longer than the linger for its hash anyway,
+        and one wake-up, thread hop and transaction for a batch (and, after
+        it, one write of the submits to the SMSC) leaves more of the cores to
+        argon2. Otherwise not at all (latency)."""
+        batch = RESET_BATCH_PER_HASHER * self.hashing.count
+        if self.hashing.waiting < batch:
+            return None
+        return _Linger(seconds=RESET_LINGER_S, size=batch)
 
     # --- plumbing ------------------------------------------------------------------
 

@@ -3,8 +3,8 @@ busy and the buffer full, a reply is refused and the committer frees its
 lease so the claimer takes it, instead of holding up the next intake
 transaction), and it decides at most one reset per sender, and only for a
 sender it holds. How the daemon's transactions gather their batches: a few
-receipts wait a little for an MO, never the other way round, and a hashed
-reset waits for another only while hashing is the bottleneck. Recovery never
+receipts wait a little for an MO, never the other way round, and hashed
+resets wait for a batch only while hashing is the bottleneck. Recovery never
 takes an MO the committer has not handed on yet."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import trio
 from smscd import daemon as daemon_module
 from smscd._hashing import HashProcesses
 from smscd.config import parse_config
-from smscd.daemon import RECEIPT_LINGER_S, RESET_LINGER_S, Daemon
+from smscd.daemon import RECEIPT_LINGER_S, RESET_BATCH_PER_HASHER, RESET_LINGER_S, Daemon
 from smscd.link import InboundMo, Link
 from smscd.reset import HashParams, PasswordHasher, Pipeline
 from smscd.store import (
@@ -183,12 +183,13 @@ async def test_receipts_wait_a_little_for_an_mo_and_an_mo_waits_for_nothing(
     daemon.store.close()
 
 
-async def test_a_reset_waits_for_another_only_while_hashing_is_the_bottleneck(
+async def test_resets_wait_for_a_batch_only_while_hashing_is_the_bottleneck(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     daemon = _daemon(tmp_path)
     # Two processes that never start: every password waits for one.
     daemon.hashing = HashProcesses(HashParams(memory_kib=1024, time_cost=1), 2)
+    batch = RESET_BATCH_PER_HASHER * 2
     batches: list[list[str]] = []
 
     async def write(items: list[str]) -> list[str | Exception]:
@@ -196,40 +197,46 @@ async def test_a_reset_waits_for_another_only_while_hashing_is_the_bottleneck(
         return [item.upper() for item in items]
 
     group = daemon_module._GroupCommit(write, linger=daemon.reset_linger)
+    results: list[str] = []
+
+    async def submit(item: str, delay: float) -> None:
+        await trio.sleep(delay)
+        results.append(await group.submit(item))
+
     async with trio.open_nursery() as nursery:
-        # One password waiting: no backlog, a reset is committed alone at once.
-        nursery.start_soon(daemon.hashing.hash, "111111")
+        # Less than a batch of passwords waiting: a reset is committed alone at once.
+        for _ in range(batch - 1):
+            nursery.start_soon(daemon.hashing.hash, "111111")
         await trio.testing.wait_all_tasks_blocked()
-        assert daemon.reset_linger() == 0
+        assert daemon.reset_linger() is None
         start = trio.current_time()
         assert await group.submit("a") == "A"
         assert trio.current_time() == start
         assert batches == [["a"]]
 
-        # A full round waiting: a lone reset waits for the next, and both go
-        # in one transaction as soon as it comes.
+        # A batch waiting: the first reset waits for the others, and the
+        # batch goes in one transaction as soon as its last one comes.
         nursery.start_soon(daemon.hashing.hash, "222222")
         await trio.testing.wait_all_tasks_blocked()
-        assert daemon.reset_linger() == RESET_LINGER_S
-        results: list[str] = []
-
-        async def submit(item: str, delay: float) -> None:
-            await trio.sleep(delay)
-            results.append(await group.submit(item))
-
+        assert daemon.reset_linger() == daemon_module._Linger(seconds=RESET_LINGER_S, size=batch)
+        items = [f"b{i}" for i in range(batch + 1)]
+        step = RESET_LINGER_S / (2 * batch)
         start = trio.current_time()
-        async with trio.open_nursery() as both:
-            both.start_soon(submit, "b", 0)
-            both.start_soon(submit, "c", RESET_LINGER_S / 3)
-        assert trio.current_time() - start == pytest.approx(RESET_LINGER_S / 3)
-        assert batches[1:] == [["b", "c"]]
-        assert sorted(results) == ["B", "C"]
+        async with trio.open_nursery() as many:
+            for i, item in enumerate(items):
+                many.start_soon(submit, item, i * step)
+        # The one after the batch waited the whole linger for company.
+        assert trio.current_time() - start == pytest.approx(batch * step + RESET_LINGER_S)
+        assert batches[1:] == [items[:batch], items[batch:]]
+        assert sorted(results) == sorted(item.upper() for item in items)
 
-        # Nobody comes: it goes alone after the linger.
+        # Fewer come: they go together after the linger.
         start = trio.current_time()
-        assert await group.submit("d") == "D"
+        async with trio.open_nursery() as few:
+            few.start_soon(submit, "c", 0)
+            few.start_soon(submit, "d", step)
         assert trio.current_time() - start == pytest.approx(RESET_LINGER_S)
-        assert batches[2:] == [["d"]]
+        assert batches[3:] == [["c", "d"]]
         nursery.cancel_scope.cancel()
     daemon.store.close()
 
