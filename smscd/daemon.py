@@ -65,6 +65,7 @@ event loop (cProfile) into FILE.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import random
 import signal
@@ -1279,6 +1280,11 @@ def run(config: Config) -> int:
             released = daemon.store.release_leases()
             if released:
                 log.info("outbox_leases_released", count=released)
+        # What was imported and built so far lives as long as the process:
+        # out of the collector's sight, a full collection walks about 7,000
+        # objects instead of 100,000, and stalls the event loop (and the
+        # replies in flight) for about 1 ms instead of 30-40.
+        gc.freeze()
         profile_path = os.environ.get(PROFILE_ENV)
         if profile_path:
             _run_profiled(daemon, profile_path)
