@@ -1151,14 +1151,21 @@ class Daemon:
         log.info("config_reloaded")
 
     async def signals(self, stop: trio.Event) -> None:
+        """SIGHUP reloads; the first SIGTERM or SIGINT starts the stop. The
+        receiver stays open while the stop runs: a second signal (Ctrl-C
+        reaches a whole process group, operators signal twice) is logged and
+        ignored, instead of falling to its default action, which would kill
+        the daemon before its unbind."""
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
-                if signum == signal.SIGHUP:
+                name = signal.Signals(signum).name
+                if stop.is_set():
+                    log.info("shutdown_in_progress", signal=name)
+                elif signum == signal.SIGHUP:
                     self.reload()
                 else:
-                    log.info("shutdown_requested", signal=signal.Signals(signum).name)
+                    log.info("shutdown_requested", signal=name)
                     stop.set()
-                    return
 
     async def shutdown(self) -> None:
         """Stop intake, finish what is in hand, unbind every link."""

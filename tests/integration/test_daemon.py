@@ -402,6 +402,37 @@ async def test_sigterm_under_load_records_every_reply_the_smsc_accepted(tmp_path
             assert recorded == submitted
 
 
+async def test_a_second_signal_during_the_stop_does_not_cut_it_short(tmp_path: Path) -> None:
+    """Ctrl-C reaches a whole process group (``make run``: the demo, which
+    then also sends SIGTERM, and the daemon), and an impatient operator
+    signals twice: the stop that began goes on to its unbind and exit 0."""
+    with trio.fail_after(60):
+        async with open_daemon(tmp_path, window=10) as daemon:
+            sim = daemon.sim
+
+            async def inject(i: int) -> None:
+                await sim.inject_mo(source_addr=f"8491{i:07d}", text="xin chao")
+
+            async with trio.open_nursery() as nursery:
+                for i in range(30):
+                    nursery.start_soon(inject, i)
+                await sim.wait_submitted(10)
+                sim.delay_responses(0.5)  # the stop waits for the submits in flight
+                unbinds = sim.unbinds_received
+                daemon.signal(signal.SIGINT)
+                await daemon.wait_log('"shutdown_requested"')
+                daemon.signal(signal.SIGTERM)
+                daemon.signal(signal.SIGINT)
+                nursery.cancel_scope.cancel()
+            assert await daemon.wait_exit() == 0
+            assert sim.unbinds_received == unbinds + 1
+            log_text = daemon.log_text()
+            assert log_text.count('"shutdown_requested"') == 1
+            assert log_text.count('"shutdown_in_progress"') == 2
+            assert '"daemon_stopped"' in log_text
+            assert "Traceback" not in log_text
+
+
 async def test_a_burst_from_the_registered_phone_resets_within_its_limit(tmp_path: Path) -> None:
     # Resets are decided at intake and hashed after it; eight requests of one
     # owner, in flight together (across intake batches and a reset still
