@@ -25,6 +25,9 @@ CONFIG = Path(os.environ.get("SMSCD_CONFIG", "conf/smscd.toml"))
 ACCOUNTS = Path("conf/demo-accounts.csv")
 SMSCD = [sys.executable, "-m", "smscd", "-c", str(CONFIG)]
 
+#: How long the demo waits for each reply (they come within a second).
+REPLY_WAIT_S = 5
+
 DEMO_MOS = (
     ("0327000686", "BH MK 0123456789", "the registered phone: a new password"),
     ("0911222333", "BH MK 0123456789", "a stranger's phone: the mismatch text"),
@@ -75,16 +78,27 @@ async def play(sim: Simulator) -> None:
     with trio.fail_after(30):
         await sim.wait_bound(1)
     say("smscd is bound to the simulator")
+    unanswered = 0
     for phone, text, why in DEMO_MOS:
         await trio.sleep(0.5)
         before = len(sim.submitted)
         say(f"MO from {phone} to 8079: {text!r}  ({why})")
         status = await sim.inject_mo(source_addr="84" + phone[1:], text=text)
         say(f"   deliver_sm_resp status 0x{status:08x} (0 = committed to the store)")
-        with trio.move_on_after(10):
+        with trio.move_on_after(REPLY_WAIT_S):
             await sim.wait_submitted(before + 1)
         for sm in sim.submitted[before:]:
             say(f"   reply to {sm.event.destination_addr}: {sm.text!r}")
+        if len(sim.submitted) == before and status == 0:
+            say(f"   no reply within {REPLY_WAIT_S} s")
+            unanswered += 1
+    if unanswered:
+        say(
+            "an MO the daemon logs as mo_duplicate (the same text from the same phone"
+            " within the config's duplicate_window: the SMSC redelivering one already"
+            " answered) is acknowledged, not answered again; run the demo again after"
+            " that window, or send your own"
+        )
     await trio.sleep(1.0)
     say("receipts flow back after 0.5 s; see the daemon's receipt_received lines")
     say("send your own:  .venv/bin/smscd simulate send --from 0327000686 'BH MK 0123456789'")
