@@ -1,8 +1,9 @@
 """``make run``: a newcomer's first look at smscd, on this machine alone.
 
 Migrates the SQLite store named in ``conf/smscd.toml``, imports the demo accounts
-(``conf/demo-accounts.csv``), starts the bundled SMSC simulator on 127.0.0.1:2775
-(control port 2776) and ``smscd run`` as a child process, then plays three MOs
+(``conf/demo-accounts.csv``), starts the bundled SMSC simulator where the config's
+first ``[[smsc]]`` points (127.0.0.1:2775; its control port is the next one, 2776)
+and ``smscd run`` as a child process, then plays three MOs
 through real SMPP and prints each exchange: MO in, reply out, receipt back. It
 keeps running so that you can send your own with ``smscd simulate send``; Ctrl-C
 stops both (the daemon unbinds and exits cleanly).
@@ -16,10 +17,15 @@ import subprocess
 import sys
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
+from smscd.config import ConfigError, load_config
 from smscd.simulator import Simulator, SimulatorConfig, open_simulator
+
+if TYPE_CHECKING:
+    from smscd.link import LinkConfig
 
 CONFIG = Path(os.environ.get("SMSCD_CONFIG", "conf/smscd.toml"))
 ACCOUNTS = Path("conf/demo-accounts.csv")
@@ -39,14 +45,20 @@ def say(text: str) -> None:
     print(f"\033[1m[demo]\033[0m {text}" if sys.stdout.isatty() else f"[demo] {text}", flush=True)
 
 
-async def main(password: str) -> int:
+async def main(smsc: LinkConfig) -> int:
     for args in (["db", "upgrade"], ["accounts", "import", str(ACCOUNTS)]):
         say("smscd " + " ".join(args))
         await trio.run_process([*SMSCD, *args])
 
-    config = SimulatorConfig(port=2775, control_port=2776, password=password, receipt_delay=0.5)
+    config = SimulatorConfig(
+        port=smsc.port,
+        control_port=smsc.port + 1,
+        system_id=smsc.system_id,
+        password=smsc.password,
+        receipt_delay=0.5,
+    )
     async with open_simulator(config) as sim, trio.open_nursery() as nursery:
-        say(f"SMSC simulator listening on 127.0.0.1:{sim.port} (control port 2776)")
+        say(f"SMSC simulator listening on 127.0.0.1:{sim.port} (control port {sim.port + 1})")
         daemon: trio.Process = await nursery.start(
             partial(trio.run_process, [*SMSCD, "run"], check=False)
         )
@@ -101,15 +113,26 @@ async def play(sim: Simulator) -> None:
         )
     await trio.sleep(1.0)
     say("receipts flow back after 0.5 s; see the daemon's receipt_received lines")
-    say("send your own:  .venv/bin/smscd simulate send --from 0327000686 'BH MK 0123456789'")
+    control = "" if sim.port + 1 == 2776 else f" --control 127.0.0.1:{sim.port + 1}"
+    say(
+        f"send your own:  .venv/bin/smscd simulate send{control}"
+        " --from 0327000686 'BH MK 0123456789'"
+    )
     say("reports:        .venv/bin/smscd report charges   |   Ctrl-C to stop")
 
 
 def run() -> int:
     Path("var").mkdir(exist_ok=True)
-    password = Path("conf/simulator.password").read_text().strip()
     try:
-        return trio.run(main, password)
+        config = load_config(CONFIG)
+    except ConfigError as exc:
+        print(f"[demo] {exc}", file=sys.stderr)
+        return 2
+    if not config.smscs:
+        print(f"[demo] {CONFIG}: no [[smsc]] entry for the simulator", file=sys.stderr)
+        return 2
+    try:
+        return trio.run(main, config.smscs[0].link)
     except subprocess.CalledProcessError as exc:
         print(f"[demo] {exc}", file=sys.stderr)
         return 1
