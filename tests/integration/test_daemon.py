@@ -20,7 +20,9 @@ import pytest
 import trio
 from argon2 import PasswordHasher
 
+from smscd.daemon import RETRY_BASE_S
 from smscd.simulator import SimulatorConfig
+from smscd.smpp import CommandStatus
 from tests.integration.daemon_harness import DaemonProcess, http_get, open_daemon, start_daemon
 
 if TYPE_CHECKING:
@@ -170,6 +172,39 @@ async def test_a_receipt_before_its_submit_sm_resp_is_matched_and_logged_with_it
                 "0327xxx686",
                 "DELIVRD",
             )
+
+
+async def test_a_reply_the_smsc_refuses_for_good_is_failed_with_its_status(
+    tmp_path: Path,
+) -> None:
+    """A permanent submit_sm_resp error (here ESME_RINVDSTADR): the reply is
+    FAILED with that status, its password masked, never sent again, and in
+    MT charging its charge is voided."""
+    with trio.fail_after(60):
+        async with open_daemon(tmp_path, charging="mt") as daemon:
+            daemon.sim.throttle_next(1, status=CommandStatus.ESME_RINVDSTADR)
+            assert (
+                await daemon.sim.inject_mo(source_addr="84327000686", text="BH MK 0123456789") == 0
+            )
+            with trio.fail_after(10):
+                while daemon.query("SELECT state FROM outbound_messages") != [("failed",)]:
+                    await trio.sleep(0.05)
+            ((status, body),) = daemon.query("SELECT last_status, body FROM outbound_messages")
+            assert status == CommandStatus.ESME_RINVDSTADR
+            assert isinstance(body, str)
+            assert body.endswith("/Mat khau: ******")
+            assert daemon.query("SELECT state FROM charges") == [("void",)]
+            await daemon.wait_log('"mt_rejected"')
+            (line,) = [
+                json.loads(text)
+                for text in daemon.log_text().splitlines()
+                if '"mt_rejected"' in text
+            ]
+            assert line["status"] == "0x0000000b"
+            # Longer than the first retry's backoff: nothing was submitted again.
+            await trio.sleep(RETRY_BASE_S * 1.5)
+            assert daemon.sim.submitted == []
+            assert daemon.query("SELECT state, attempts FROM outbound_messages") == [("failed", 1)]
 
 
 async def test_throttling_and_a_dropped_link_lose_nothing(tmp_path: Path) -> None:
