@@ -174,6 +174,28 @@ async def test_a_receipt_before_its_submit_sm_resp_is_matched_and_logged_with_it
             )
 
 
+async def test_a_final_failure_receipt_voids_the_mt_charge(tmp_path: Path) -> None:
+    """MT charging: a receipt with a final failure (UNDELIV) leaves the reply
+    UNDELIVERABLE and voids its charge; nothing is sent again."""
+    with trio.fail_after(60):
+        config = SimulatorConfig(receipt_delay=0.05, receipt_stat="UNDELIV")
+        async with open_daemon(tmp_path, sim_config=config, charging="mt") as daemon:
+            assert OK.match(await reply_for(daemon, "84327000686", "BH MK 0123456789"))
+            with trio.fail_after(10):
+                while daemon.query("SELECT state FROM outbound_messages") != [("undeliverable",)]:
+                    await trio.sleep(0.05)
+            assert daemon.query("SELECT state, amount_vnd FROM charges") == [("void", 1000)]
+            await daemon.wait_log('"receipt_received"')
+            (line,) = [
+                json.loads(text)
+                for text in daemon.log_text().splitlines()
+                if '"receipt_received"' in text
+            ]
+            assert (line["stat"], line["msisdn"]) == ("UNDELIV", "0327xxx686")
+            await trio.sleep(RETRY_BASE_S * 1.5)
+            assert len(daemon.sim.submitted) == 1
+
+
 async def test_a_reply_the_smsc_refuses_for_good_is_failed_with_its_status(
     tmp_path: Path,
 ) -> None:
