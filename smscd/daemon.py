@@ -845,13 +845,18 @@ class Daemon:
         self.metrics.mo.labels(carrier=mo.carrier, outcome=outcome).inc()
         if decision.charging is ChargingMode.MO:
             self.metrics.charges.labels(carrier=mo.carrier).inc(decision.charge_vnd)
+        msisdn = mask_msisdn(mo.source_addr)
         log.info(
             "reset_decided",
             mo_id=mo.id,
             carrier=mo.carrier,
-            msisdn=mask_msisdn(mo.source_addr),
+            msisdn=msisdn,
             outcome=outcome,
             outbound_id=outbound_id,
+        )
+        # Committed with the decision: a step of the reply's own.
+        log.info(
+            "mt_queued", outbound_id=outbound_id, mo_id=mo.id, carrier=mo.carrier, msisdn=msisdn
         )
 
     def hand_off_now(self, mo: InboundMessage, decision: Decision, outbound_id: int) -> bool:
@@ -1008,9 +1013,8 @@ class Daemon:
                         self.accepted.append((row.id, message_id, id_keys))
                         self.accepted_waiting.set()
                         self.metrics.mt.labels(carrier=name, state="accepted").inc()
-                        # One line per message outcome at info (G4): the MO's is
-                        # reset_decided, the reply's is receipt_received.
-                        log.debug(
+                        # The SMSC's message id: what a carrier's support asks for.
+                        log.info(
                             "mt_accepted",
                             outbound_id=row.id,
                             mo_id=row.inbound_id,

@@ -734,7 +734,7 @@ class Link:
         session.bound_at = trio.current_time()
         self._last_failure[session.mode] = None
         self._mode_state[session.mode] = "bound"
-        self.log.info("bind_succeeded", mode=session.mode.value, smsc_system_id=response.system_id)
+        self.log.info("link_bound", mode=session.mode.value, smsc_system_id=response.system_id)
         self._notify()
         return True
 

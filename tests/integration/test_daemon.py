@@ -135,6 +135,24 @@ async def test_receipts_are_recorded_and_no_password_is_left_in_plaintext(
                 if '"receipt_received"' in text
             ]
             assert (line["mo_id"], line["msisdn"], line["stat"]) == (mo_id, "0327xxx686", "DELIVRD")
+            # An operator follows the request by its masked phone: one line
+            # per step, each with the carrier, from the ack on with the MO id.
+            lines = [
+                json.loads(text)
+                for text in daemon.log_text().splitlines()
+                if '"0327xxx686"' in text
+            ]
+            assert [entry["event"] for entry in lines] == [
+                "mo_received",
+                "reset_decided",
+                "mt_queued",
+                "mt_accepted",
+                "receipt_received",
+            ]
+            assert {entry["carrier"] for entry in lines} == {"sim"}
+            assert [entry.get("mo_id") for entry in lines[1:]] == [mo_id] * 4
+            bound = [json.loads(t) for t in daemon.log_text().splitlines() if '"link_bound"' in t]
+            assert [entry["carrier"] for entry in bound] == ["sim"]
             daemon.signal(signal.SIGTERM)
             assert await daemon.wait_exit() == 0
         # Neither the log nor any byte of the database holds the password.

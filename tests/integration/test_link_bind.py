@@ -38,7 +38,7 @@ async def test_transceiver_bind(link_config: MakeLinkConfig, open_link: OpenLink
             assert (stats.bound, stats.state, stats.reconnects) == (True, "bound", 0)
     events = [entry["event"] for entry in logs]
     assert events.count("link_connected") == 1
-    [bound] = [entry for entry in logs if entry["event"] == "bind_succeeded"]
+    [bound] = [entry for entry in logs if entry["event"] == "link_bound"]
     # The session task binds who it is for every line it and its children log.
     assert (bound["carrier"], bound["system_id"], bound["bind_id"]) == (
         "testnet",
