@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from smscd.config import ConfigError, load_config
-from smscd.simulator import Simulator, SimulatorConfig, open_simulator
+from smscd.simulator import DEFAULT_CONTROL_PORT, Simulator, SimulatorConfig, open_simulator
 
 if TYPE_CHECKING:
     from smscd.link import LinkConfig
@@ -113,7 +113,7 @@ async def play(sim: Simulator) -> None:
         )
     await trio.sleep(1.0)
     say("receipts flow back after 0.5 s; see the daemon's receipt_received lines")
-    control = "" if sim.port + 1 == 2776 else f" --control 127.0.0.1:{sim.port + 1}"
+    control = "" if sim.port + 1 == DEFAULT_CONTROL_PORT else f" --control 127.0.0.1:{sim.port + 1}"
     say(
         f"send your own:  .venv/bin/smscd simulate send{control}"
         " --from 0327000686 'BH MK 0123456789'"

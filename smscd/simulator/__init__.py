@@ -8,7 +8,7 @@ async with open_simulator(SimulatorConfig(port=0)) as sim:
 
 from __future__ import annotations
 
-from smscd.simulator._cli import main
+from smscd.simulator._cli import DEFAULT_CONTROL_PORT, main
 from smscd.simulator._config import SimulatorConfig
 from smscd.simulator._errors import NoReceiverError, SimulatorError
 from smscd.simulator._receipt import format_message_id, receipt_text
@@ -22,6 +22,7 @@ from smscd.simulator._simulator import (
 )
 
 __all__ = [
+    "DEFAULT_CONTROL_PORT",
     "NoReceiverError",
     "SessionInfo",
     "Simulator",

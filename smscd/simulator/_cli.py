@@ -29,7 +29,7 @@ from smscd.smpp import CommandStatus
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["main"]
+__all__ = ["DEFAULT_CONTROL_PORT", "main"]
 
 DEFAULT_PORT = 2775
 DEFAULT_CONTROL_PORT = 2776
