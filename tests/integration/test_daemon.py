@@ -58,6 +58,15 @@ async def reply_for(daemon: DaemonProcess, source: str, text: str, *, timeout: f
             await trio.sleep(0.02)
 
 
+def start_help_mos(nursery: trio.Nursery, daemon: DaemonProcess, count: int) -> None:
+    """Load: ``count`` MOs from distinct senders, each answered with the help
+    text, injected at once by tasks of ``nursery``."""
+    for i in range(count):
+        nursery.start_soon(
+            partial(daemon.sim.inject_mo, source_addr=f"8491{i:07d}", text="xin chao")
+        )
+
+
 def password_hash(daemon: DaemonProcess, code: str) -> str | None:
     rows = daemon.query("SELECT password_hash FROM accounts WHERE bhxh_code = ?", (code,))
     value = rows[0][0]
@@ -450,13 +459,8 @@ async def test_sigterm_under_load_records_every_reply_the_smsc_accepted(tmp_path
     with trio.fail_after(60):
         async with open_daemon(tmp_path, window=10) as daemon:
             sim = daemon.sim
-
-            async def inject(i: int) -> None:
-                await sim.inject_mo(source_addr=f"8491{i:07d}", text="xin chao")
-
             async with trio.open_nursery() as nursery:
-                for i in range(60):
-                    nursery.start_soon(inject, i)
+                start_help_mos(nursery, daemon, 60)
                 await sim.wait_submitted(20)
                 # Submits still in flight when the links stop are accepted
                 # during the stop: their verdicts come last.
@@ -484,13 +488,8 @@ async def test_a_second_signal_during_the_stop_does_not_cut_it_short(tmp_path: P
     with trio.fail_after(60):
         async with open_daemon(tmp_path, window=10) as daemon:
             sim = daemon.sim
-
-            async def inject(i: int) -> None:
-                await sim.inject_mo(source_addr=f"8491{i:07d}", text="xin chao")
-
             async with trio.open_nursery() as nursery:
-                for i in range(30):
-                    nursery.start_soon(inject, i)
+                start_help_mos(nursery, daemon, 30)
                 await sim.wait_submitted(10)
                 sim.delay_responses(0.5)  # the stop waits for the submits in flight
                 unbinds = sim.unbinds_received
