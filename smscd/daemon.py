@@ -98,9 +98,9 @@ from smscd.logging import configure_logging
 from smscd.reset import (
     Pipeline,
     ResetRequest,
-    canonical_msisdn,
     mask_msisdn,
     parse_message,
+    sender_key,
 )
 from smscd.smpp import CommandStatus
 from smscd.store import (
@@ -494,13 +494,12 @@ class Daemon:
         async with send:
             async for item in link.inbound():
                 if isinstance(item, InboundMo):
-                    msisdn = canonical_msisdn(item.source_addr, item.source_addr_ton)
                     new = NewInbound(
                         carrier=name,
                         source_addr=item.source_addr,
                         source_addr_ton=item.source_addr_ton,
                         source_addr_npi=item.source_addr_npi,
-                        msisdn=msisdn or item.source_addr,
+                        msisdn=sender_key(item.source_addr, item.source_addr_ton),
                         destination_addr=item.destination_addr,
                         text=item.text,
                         received_at=datetime.now(UTC),

@@ -17,7 +17,14 @@ from smscd.reset._parse import (
     parse_message,
 )
 from smscd.reset._password import PASSWORD_LENGTH, HashParams, PasswordHasher, new_password
-from smscd.reset._phone import OLD_PREFIXES, canonical_msisdn, mask_msisdn, national_form
+from smscd.reset._phone import (
+    OLD_PREFIXES,
+    canonical_msisdn,
+    is_mobile_key,
+    mask_msisdn,
+    national_form,
+    sender_key,
+)
 from smscd.reset._pipeline import (
     NEXT,
     STEPS,
@@ -60,10 +67,12 @@ __all__ = [
     "TemplateError",
     "Templates",
     "canonical_msisdn",
+    "is_mobile_key",
     "mask_msisdn",
     "national_form",
     "new_password",
     "parse_message",
+    "sender_key",
     "utc_now",
     "window_starts",
 ]

@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 __all__ = [
     "OLD_PREFIXES",
     "canonical_msisdn",
+    "is_mobile_key",
     "mask_msisdn",
     "national_form",
+    "sender_key",
 ]
 
 #: The 2018 conversion: old 11-digit national prefix -> new 10-digit prefix.
@@ -135,6 +137,44 @@ def canonical_msisdn(addr: str, ton: int | None = None) -> str | None:
     if len(nsn) != _NSN_LENGTH or nsn[0] not in _MOBILE_FIRST_DIGITS:
         return None
     return _COUNTRY + nsn
+
+
+#: Prefixes of the sender keys that are not Vietnamese mobiles: ``+`` for an
+#: international number, ``#`` for an address of no known numbering (a name,
+#: a short code, a landline in national form). Neither ever reads as one.
+_FOREIGN = "+"
+_OTHER = "#"
+
+
+def sender_key(addr: str, ton: int | None) -> str:
+    """The one key of a sender, computed once at intake with the SMPP type of
+    number: the canonical mobile number (``84327000686``) for any form of a
+    Vietnamese mobile, else ``+`` and the international digits
+    (``+376312345`` for TON 1 ``376312345``, ``+376312345`` or
+    ``00376312345``), else ``#`` and the address as given. Every form of one
+    phone gives one key, so a rate limit counts it once; a key that is not a
+    Vietnamese mobile never reads as one (:func:`is_mobile_key` is False), so
+    it can match no account. At most one character longer than ``addr``."""
+    canonical = canonical_msisdn(addr, ton)
+    if canonical is not None:
+        return canonical
+    cleaned = _clean(addr)
+    if cleaned.startswith("+"):
+        digits = cleaned[1:]
+    elif cleaned.startswith("00"):
+        digits = cleaned[2:]
+    elif ton == _TON_INTERNATIONAL:
+        digits = cleaned
+    else:
+        return _OTHER + addr
+    if digits and _DIGITS.issuperset(digits):
+        return _FOREIGN + digits
+    return _OTHER + addr
+
+
+def is_mobile_key(key: str) -> bool:
+    """True when ``key`` (from :func:`sender_key`) is a Vietnamese mobile."""
+    return canonical_msisdn(key) == key
 
 
 def national_form(msisdn: str) -> str:

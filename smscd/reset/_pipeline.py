@@ -63,7 +63,7 @@ import attrs
 
 from smscd.reset._parse import BadSyntax, InvalidCode, ResetRequest, parse_message
 from smscd.reset._password import PasswordHasher, new_password
-from smscd.reset._phone import canonical_msisdn
+from smscd.reset._phone import canonical_msisdn, is_mobile_key
 from smscd.reset._policy import ResetPolicy, window_starts
 from smscd.store import (
     Account,
@@ -166,7 +166,9 @@ def look_up(ctx: StepContext, store: ResetStore) -> StepResult:
 
 def match_sender(ctx: StepContext, store: ResetStore) -> StepResult:
     mo = ctx.mo
-    ctx.sender = canonical_msisdn(mo.msisdn) or canonical_msisdn(mo.source_addr, mo.source_addr_ton)
+    # The intake keyed the sender once, with its type of number (sender_key):
+    # only a key that is a Vietnamese mobile can match a registered phone.
+    ctx.sender = mo.msisdn if is_mobile_key(mo.msisdn) else None
     account = ctx.account
     registered = account.phone if account is not None else _DUMMY_PHONE
     expected = canonical_msisdn(registered) or registered

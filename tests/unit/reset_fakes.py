@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import attrs
 
-from smscd.reset import canonical_msisdn
+from smscd.reset import sender_key
 from smscd.store import (
     Account,
     AlreadyDecided,
@@ -99,7 +99,7 @@ class FakeResetStore:
             source_addr=source_addr,
             source_addr_ton=ton,
             source_addr_npi=1,
-            msisdn=canonical_msisdn(source_addr, ton) or source_addr,
+            msisdn=sender_key(source_addr, ton),
             destination_addr="8079",
             text=text,
             received_at=received_at or datetime(2021, 10, 1, tzinfo=UTC),

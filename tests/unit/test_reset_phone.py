@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from smscd.reset import OLD_PREFIXES, canonical_msisdn, mask_msisdn, national_form
+from smscd.reset import (
+    OLD_PREFIXES,
+    canonical_msisdn,
+    is_mobile_key,
+    mask_msisdn,
+    national_form,
+    sender_key,
+)
 
 # The 2018 conversion as published (Decision 798/QD-BTTTT), written out again
 # here so that a wrong entry in the module's table fails a test.
@@ -167,3 +174,26 @@ def test_national_form() -> None:
     with pytest.raises(ValueError, match="not a Vietnamese mobile number") as info:
         national_form("0243 123 4567")
     assert "4567" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("addr", "ton", "key"),
+    [
+        ("84327000686", 1, "84327000686"),
+        ("0327000686", 0, "84327000686"),
+        ("+84327000686", 1, "84327000686"),
+        ("01627000686", 0, "84327000686"),
+        ("376312345", 1, "+376312345"),
+        ("+376312345", 0, "+376312345"),
+        ("00376312345", 0, "+376312345"),
+        ("VIETTEL", 5, "#VIETTEL"),
+        ("0241234567", 0, "#0241234567"),
+        ("", 0, "#"),
+    ],
+)
+def test_sender_key_is_one_key_per_sender_and_foreign_keys_are_no_mobile(
+    addr: str, ton: int, key: str
+) -> None:
+    assert sender_key(addr, ton) == key
+    assert is_mobile_key(key) is key.startswith("84")
+    assert len(key) <= len(addr) + 1

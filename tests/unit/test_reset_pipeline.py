@@ -406,3 +406,55 @@ def test_naive_clock_is_refused() -> None:
 def test_default_clock_is_aware_utc() -> None:
     pipeline = Pipeline(policy=POLICY, templates=Templates(), hasher=PlainHasher())
     assert pipeline.clock().utcoffset() == timedelta(0)
+
+
+#: One Andorran number (+376 312 345) in every form an SMSC may give it. Its
+#: digits are also those of the Vietnamese mobile 0376312345 once a trunk
+#: zero is put in front: none of these forms may read as that phone.
+FOREIGN_FORMS = (
+    ("376312345", 1),
+    ("+376312345", 1),
+    ("+376312345", 0),
+    ("00376312345", 0),
+    ("00376312345", 1),
+)
+
+
+@pytest.mark.parametrize(("source_addr", "ton"), FOREIGN_FORMS)
+def test_a_foreign_number_never_resets_the_account_its_digits_resemble(
+    source_addr: str, ton: int
+) -> None:
+    store = make_store(phone="0376312345")
+    decision = run(store, "BH MK 0123456789", source_addr=source_addr, ton=ton)
+    assert decision.outcome is Outcome.MISMATCH
+    assert decision.reply_text == MISMATCH_TEXT
+    assert decision.password_hash is None
+    assert store.accounts[CODE].password_hash == OLD_HASH
+
+
+@pytest.mark.parametrize(
+    ("source_addr", "ton"),
+    [("84376312345", 1), ("0376312345", 0), ("+84376312345", 1), ("376312345", 0)],
+)
+def test_the_registered_phone_in_any_vietnamese_form_still_resets(
+    source_addr: str, ton: int
+) -> None:
+    store = make_store(phone="0376312345")
+    decision = run(store, "BH MK 0123456789", source_addr=source_addr, ton=ton)
+    assert decision.outcome is Outcome.RESET_OK
+
+
+def test_every_form_of_one_phone_shares_its_rate_limit() -> None:
+    policy = ResetPolicy(hash=CHEAP, rate_limit_per_day=3)
+    store = make_store()
+    pipeline = make_pipeline(policy=policy)
+    outcomes = [
+        run(store, "BH MK 0123456789", source_addr=addr, ton=ton, pipeline=pipeline).outcome
+        for addr, ton in [
+            ("84327000686", 1),
+            ("0327000686", 0),
+            ("+84327000686", 1),
+            ("01627000686", 0),
+        ]
+    ]
+    assert outcomes == [Outcome.RESET_OK] * 3 + [Outcome.RATE_LIMITED]
