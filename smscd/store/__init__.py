@@ -21,10 +21,12 @@ from smscd.store.types import (
     OutboundState,
     OutboxStore,
     Outcome,
+    QuarantinedItem,
     ReceiptMatch,
     ResetCounts,
     ResetStore,
     StoreError,
+    StoreRejected,
     StoreUnavailable,
 )
 
@@ -44,9 +46,11 @@ __all__ = [
     "OutboundState",
     "OutboxStore",
     "Outcome",
+    "QuarantinedItem",
     "ReceiptMatch",
     "ResetCounts",
     "ResetStore",
     "StoreError",
+    "StoreRejected",
     "StoreUnavailable",
 ]

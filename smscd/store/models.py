@@ -145,9 +145,17 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-INBOUND_STATES = ("received", "decided", "duplicate")
+INBOUND_STATES = ("received", "decided", "duplicate", "quarantined", "dropped")
 OUTCOMES = ("reset_ok", "mismatch", "invalid_code", "bad_syntax", "rate_limited")
-OUTBOUND_STATES = ("queued", "accepted", "delivered", "undeliverable", "failed")
+OUTBOUND_STATES = (
+    "queued",
+    "accepted",
+    "delivered",
+    "undeliverable",
+    "failed",
+    "expired",
+    "quarantined",
+)
 CHARGE_MODES = ("mo", "mt")
 CHARGE_STATES = ("final", "pending", "void")
 
@@ -199,6 +207,15 @@ class InboundRow(Base):
     duplicate_of: Mapped[int | None] = mapped_column(
         ForeignKey("inbound_messages.id", ondelete="SET NULL")
     )
+    #: The daemon process holding the MO while RECEIVED, and since when;
+    #: ``claims`` counts the holders that stopped without finishing it.
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claims: Mapped[int] = mapped_column(Integer, server_default="0")
+    #: Why the MO was quarantined: the stage, the reason and when.
+    quarantine_stage: Mapped[str | None] = mapped_column(String(16))
+    quarantine_reason: Mapped[str | None] = mapped_column(String(200))
+    quarantined_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class OutboundRow(Base):
@@ -226,6 +243,13 @@ class OutboundRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     final_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: The daemon process holding the lease; ``claims`` counts the holders
+    #: that stopped without a verdict.
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    claims: Mapped[int] = mapped_column(Integer, server_default="0")
+    quarantine_stage: Mapped[str | None] = mapped_column(String(16))
+    quarantine_reason: Mapped[str | None] = mapped_column(String(200))
+    quarantined_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class OutboundIdRow(Base):

@@ -7,8 +7,9 @@ with SQLAlchemy Core against the models (no ORM session, no identity map: the
 rows become the attrs values of ``smscd.store.types`` right here, and only
 here). Writing methods begin with ``BEGIN IMMEDIATE`` on SQLite (see
 ``_engine``); any database error rolls the transaction back and surfaces as
-``StoreUnavailable`` (with the statement's parameters hidden: they may carry a
-password).
+``StoreUnavailable``, or ``StoreRejected`` when the data itself was refused (a
+value too long or not encodable, a constraint), with the statement's parameters
+hidden: they may carry a password.
 
 The daemon writes in batches (its group commits): ``commit_inbound`` (the MOs
 and receipts an SMSC delivered, with the decisions that can be made at once),
@@ -42,7 +43,7 @@ and applies it, so the order of the two does not matter.
 
 from __future__ import annotations
 
-import re
+import secrets
 import threading
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from datetime import UTC, date, datetime, time, timedelta, timezone
@@ -52,7 +53,6 @@ import attrs
 from sqlalchemy import (
     Date,
     Insert,
-    Integer,
     bindparam,
     case,
     cast,
@@ -60,7 +60,6 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
-    or_,
     select,
     update,
 )
@@ -68,6 +67,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from smscd.store._bulk import AccountImport, open_account_import
+from smscd.store._containment import Containment
 from smscd.store._cursor import DBAPI_ERRORS, Plans, Statements, prepared
 from smscd.store._engine import (
     DatabaseMissing,
@@ -76,6 +76,7 @@ from smscd.store._engine import (
     masked_url,
     sqlite_path,
 )
+from smscd.store._masking import mask_body
 from smscd.store.migrate import current_revision_of, head_revision, upgrade
 from smscd.store.models import (
     AccountRow,
@@ -103,6 +104,7 @@ from smscd.store.types import (
     ReceiptMatch,
     ResetCounts,
     StoreError,
+    StoreRejected,
     StoreUnavailable,
 )
 
@@ -115,6 +117,7 @@ __all__ = [
     "VIETNAM_TZ",
     "AccountDetails",
     "AccountImport",
+    "ActivityDay",
     "ChargesDay",
     "InboundCommit",
     "PruneCounts",
@@ -131,21 +134,8 @@ __all__ = [
 VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
 _LOCAL_OFFSET_HOURS = 7
 
-_PASSWORD_AFTER_LABEL = re.compile(r"(Mat khau: *)\S+")
-_SIX_DIGITS = re.compile(r"(?<!\d)\d{6}(?!\d)")
 #: Prune works through this many MOs per transaction.
 PRUNE_BATCH = 5000
-
-
-def mask_body(body: str) -> str:
-    """The reply as it may stay at rest: no password in it.
-
-    The word after ``Mat khau:`` goes, and (should an operator's template put
-    the password elsewhere) so does any free-standing run of exactly six digits;
-    the 10-digit code, being longer, stays.
-    """
-    masked = _PASSWORD_AFTER_LABEL.sub(lambda m: m.group(1) + "******", body)
-    return _SIX_DIGITS.sub("******", masked)
 
 
 @attrs.frozen(kw_only=True)
@@ -199,6 +189,18 @@ class ReceiptsDay:
     pending: int
 
 
+@attrs.frozen(kw_only=True)
+class ActivityDay:
+    """One (Vietnam day of the MO, carrier) of the status page's last 30 days."""
+
+    day: date
+    carrier: str
+    #: MOs answered with a new password.
+    resets: int
+    #: Charges final or pending (voided ones left out), VND.
+    charges_vnd: int
+
+
 def _local_bounds(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
     lo = datetime.combine(start, time(), VIETNAM_TZ) if start is not None else None
     hi = datetime.combine(end + timedelta(days=1), time(), VIETNAM_TZ) if end is not None else None
@@ -246,68 +248,6 @@ def _check_decisions(decisions: Iterable[Decision]) -> None:
             raise ValueError("a RESET_OK decision needs a code and a password hash")
         if not reset and decision.password_hash is not None:
             raise ValueError("only a RESET_OK decision carries a password hash")
-
-
-def _inbound_from_row(row: Any) -> InboundMessage:
-    return InboundMessage(
-        id=row.id,
-        carrier=row.carrier,
-        source_addr=row.source_addr,
-        source_addr_ton=row.source_addr_ton,
-        source_addr_npi=row.source_addr_npi,
-        msisdn=row.msisdn,
-        destination_addr=row.destination_addr,
-        text=row.text,
-        received_at=row.received_at,
-        state=InboundState(row.state),
-        outcome=Outcome(row.outcome) if row.outcome is not None else None,
-    )
-
-
-def _outbound_from_row(row: Any) -> OutboundMessage:
-    return OutboundMessage(
-        id=row.id,
-        inbound_id=row.inbound_id,
-        carrier=row.carrier,
-        destination_addr=row.destination_addr,
-        dest_addr_ton=row.dest_addr_ton,
-        dest_addr_npi=row.dest_addr_npi,
-        body=row.body,
-        state=OutboundState(row.state),
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        smsc_message_id=row.smsc_message_id,
-        last_status=row.last_status,
-    )
-
-
-_INBOUND_COLUMNS = (
-    InboundRow.id,
-    InboundRow.carrier,
-    InboundRow.source_addr,
-    InboundRow.source_addr_ton,
-    InboundRow.source_addr_npi,
-    InboundRow.msisdn,
-    InboundRow.destination_addr,
-    InboundRow.text,
-    InboundRow.received_at,
-    InboundRow.state,
-    InboundRow.outcome,
-)
-_OUTBOUND_COLUMNS = (
-    OutboundRow.id,
-    OutboundRow.inbound_id,
-    OutboundRow.carrier,
-    OutboundRow.destination_addr,
-    OutboundRow.dest_addr_ton,
-    OutboundRow.dest_addr_npi,
-    OutboundRow.body,
-    OutboundRow.state,
-    OutboundRow.attempts,
-    OutboundRow.next_attempt_at,
-    OutboundRow.smsc_message_id,
-    OutboundRow.last_status,
-)
 
 
 # The pipeline's two reads (decision latency): statements built once, with
@@ -440,27 +380,6 @@ _SET_PASSWORD = prepared(
 _QUEUE_REPLY = prepared(insert(OutboundRow))
 _RECORD_CHARGE = prepared(insert(ChargeRow))
 
-_CLAIM_NOW = bindparam("now", type_=_AT)
-_LEASE_FREE = or_(OutboundRow.lease_until.is_(None), OutboundRow.lease_until <= _CLAIM_NOW)
-_DUE = prepared(
-    select(OutboundRow.id)
-    .where(
-        OutboundRow.carrier == bindparam("carrier"),
-        OutboundRow.state == OutboundState.QUEUED.value,
-        OutboundRow.next_attempt_at <= _CLAIM_NOW,
-        _LEASE_FREE,
-    )
-    .order_by(OutboundRow.id)
-    .limit(bindparam("limit", type_=Integer()))
-)
-_DUE_SKIP_LOCKED = _DUE.with_for_update(skip_locked=True)
-_LEASE = prepared(
-    update(OutboundRow)
-    .where(OutboundRow.id.in_(bindparam("ids", expanding=True)), _LEASE_FREE)
-    .values(lease_until=bindparam("p_until", type_=_AT))
-    .returning(*_OUTBOUND_COLUMNS)
-)
-
 _FOR_ACCEPT = prepared(
     select(
         OutboundRow.id,
@@ -579,12 +498,24 @@ _LAST_ID = {
 }
 
 
-def _unavailable(exc: Exception) -> StoreUnavailable:
+#: DBAPI errors (PEP 249 names) that say the data itself was refused.
+_REJECTED_DATA = frozenset({"DataError", "IntegrityError"})
+
+
+def _unavailable(exc: Exception) -> StoreError:
+    """The store's error for a failed transaction: StoreRejected when the
+    database (or the driver, binding a value) refused the data itself, which a
+    retry of the same item would meet again; StoreUnavailable otherwise."""
     detail = exc.orig if isinstance(exc, DBAPIError) else exc
-    return StoreUnavailable(f"database error: {type(detail).__name__}: {detail}")
+    message = f"database error: {type(detail).__name__}: {detail}"
+    if isinstance(exc, (ValueError, OverflowError)) or _REJECTED_DATA.intersection(
+        cls.__name__ for cls in type(detail).__mro__
+    ):
+        return StoreRejected(message)
+    return StoreUnavailable(message)
 
 
-class SqlStore:
+class SqlStore(Containment):
     """``ResetStore``, ``DecisionStore``, ``IntakeStore`` and ``OutboxStore`` over
     one SQLAlchemy engine.
 
@@ -596,6 +527,8 @@ class SqlStore:
         self._engine = engine
         self._url = url
         self._postgres = engine.dialect.name == "postgresql"
+        #: Who holds the items this store claims (claimed_by): one per process.
+        self.owner = secrets.token_hex(8)
         # SQLite has one writer at a time; threads of this process queue here
         # instead of in SQLite's busy handler, which sleeps (1, 2, 5, 10 ... ms)
         # between retries and so turns contention into idle time.
@@ -648,7 +581,8 @@ class SqlStore:
                 conn.begin(),
             ):
                 yield statements
-        except (SQLAlchemyError, *DBAPI_ERRORS) as exc:
+        except (SQLAlchemyError, *DBAPI_ERRORS, UnicodeError, OverflowError) as exc:
+            # UnicodeError, OverflowError: a value the driver could not bind.
             raise _unavailable(exc) from exc
 
     @contextmanager
@@ -827,6 +761,7 @@ class SqlStore:
                 "lease_until": (
                     None if lease_s is None else decision.decided_at + timedelta(seconds=lease_s)
                 ),
+                "claimed_by": None if lease_s is None else self.owner,
             }
             for decision, mo in flipped
         ]
@@ -1017,6 +952,8 @@ class SqlStore:
                         InboundState.RECEIVED if ref is None else InboundState.DUPLICATE
                     ).value,
                     "duplicate_of": ref[1] if ref is not None and not ref[0] else None,
+                    "claimed_by": self.owner,
+                    "claimed_at": mo.received_at,
                 }
                 for mo, ref in zip(batch, originals, strict=True)
             ],
@@ -1046,33 +983,17 @@ class SqlStore:
         ]
 
     def claim_inbound(self, *, limit: int) -> list[InboundMessage]:
-        stmt = (
-            select(*_INBOUND_COLUMNS)
-            .where(InboundRow.state == InboundState.RECEIVED.value)
-            .order_by(InboundRow.id)
-            .limit(limit)
-        )
-        if self._postgres:
-            stmt = stmt.with_for_update(skip_locked=True)
-        with self._write() as conn:
-            return [_inbound_from_row(row) for row in conn.execute(stmt)]
+        """``recover_inbound`` now, taking over any other process's claim."""
+        now = datetime.now(UTC)
+        return self.recover_inbound(limit=limit, now=now, stale_s=0.0)[0]
 
     # -- OutboxStore ----------------------------------------------------------
 
     def claim_outbound(
         self, *, carrier: str, now: datetime, limit: int, lease_s: float
     ) -> list[OutboundMessage]:
-        due = _DUE_SKIP_LOCKED if self._postgres else _DUE
-        with self._write() as conn:
-            ids = list(
-                conn.execute(due, {"carrier": carrier, "now": now, "limit": limit}).scalars()
-            )
-            if not ids:
-                return []
-            rows = conn.execute(
-                _LEASE, {"ids": ids, "now": now, "p_until": now + timedelta(seconds=lease_s)}
-            ).all()
-        return sorted((_outbound_from_row(row) for row in rows), key=lambda m: m.id)
+        """``lease_outbound``, without the replies it quarantined."""
+        return self.lease_outbound(carrier=carrier, now=now, limit=limit, lease_s=lease_s)[0]
 
     def mark_accepted(
         self, outbound_id: int, *, message_id: str, id_keys: frozenset[str], now: datetime
@@ -1183,6 +1104,7 @@ class SqlStore:
                     last_status=status,
                     next_attempt_at=next_attempt_at,
                     lease_until=None,
+                    claimed_by=None,
                 )
             )
 
@@ -1206,6 +1128,7 @@ class SqlStore:
                     body=mask_body(row.body),
                     final_at=now,
                     lease_until=None,
+                    claimed_by=None,
                 )
             )
             self._settle_charge(conn, row.inbound_id, delivered=False, at=now)
@@ -1348,8 +1271,10 @@ class SqlStore:
             if not ids:
                 return 0
             stmt = stmt.where(OutboundRow.id.in_(sorted(ids)))
+        if ids is None:
+            return self.release_abandoned()[1]
         with self._write() as conn:
-            return int(conn.execute(stmt.values(lease_until=None)).rowcount)
+            return int(conn.execute(stmt.values(lease_until=None, claimed_by=None)).rowcount)
 
     # -- accounts -------------------------------------------------------------
 
@@ -1547,6 +1472,50 @@ class SqlStore:
                     delivered=int(r[3]),
                     failed=int(r[4]),
                     pending=int(r[5]),
+                )
+                for r in conn.execute(stmt)
+            ]
+
+    # -- the status page ------------------------------------------------------
+
+    def outbox_summary(self) -> tuple[dict[str, int], datetime | None]:
+        """Queued replies per carrier, and when the oldest of them was queued."""
+        stmt = (
+            select(OutboundRow.carrier, func.count(), func.min(OutboundRow.created_at))
+            .where(OutboundRow.state == OutboundState.QUEUED.value)
+            .group_by(OutboundRow.carrier)
+        )
+        with self._read() as conn:
+            rows = list(conn.execute(stmt))
+        depth = {carrier: int(n) for carrier, n, _oldest in rows}
+        oldest = min((at for _c, _n, at in rows if at is not None), default=None)
+        return depth, oldest
+
+    def daily_activity(self, *, start: date) -> list[ActivityDay]:
+        """Resets and charges per Vietnam day of the MO and carrier, from
+        ``start`` on (redeliveries left out, as in the charges report)."""
+        lo, _hi = _local_bounds(start, None)
+        day = self._local_day(InboundRow.received_at).label("day")
+        counted = ChargeRow.state.in_(("final", "pending"))
+        stmt = (
+            select(
+                day,
+                InboundRow.carrier,
+                func.coalesce(
+                    func.sum(case((InboundRow.outcome == Outcome.RESET_OK.value, 1), else_=0)), 0
+                ),
+                func.coalesce(func.sum(case((counted, ChargeRow.amount_vnd), else_=0)), 0),
+            )
+            .select_from(InboundRow)
+            .outerjoin(ChargeRow, ChargeRow.inbound_id == InboundRow.id)
+            .where(InboundRow.state != InboundState.DUPLICATE.value, InboundRow.received_at >= lo)
+            .group_by(day, InboundRow.carrier)
+            .order_by(day, InboundRow.carrier)
+        )
+        with self._read() as conn:
+            return [
+                ActivityDay(
+                    day=_as_date(r[0]), carrier=r[1], resets=int(r[2]), charges_vnd=int(r[3])
                 )
                 for r in conn.execute(stmt)
             ]

@@ -36,10 +36,12 @@ __all__ = [
     "OutboundState",
     "OutboxStore",
     "Outcome",
+    "QuarantinedItem",
     "ReceiptMatch",
     "ResetCounts",
     "ResetStore",
     "StoreError",
+    "StoreRejected",
     "StoreUnavailable",
 ]
 
@@ -50,6 +52,11 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The database could not be reached or refused the write; retry later."""
+
+
+class StoreRejected(StoreError):
+    """The database refused the data itself (too long, not encodable, a
+    constraint): retrying the same item will fail the same way."""
 
 
 class AlreadyDecided(StoreError):
@@ -86,6 +93,12 @@ class InboundState(enum.Enum):
     DECIDED = "decided"
     #: A redelivery of an MO already stored: acknowledged, never answered again.
     DUPLICATE = "duplicate"
+    #: Its processing failed (or it was in progress when two daemons in a row
+    #: stopped): set aside with the stage and reason, until an operator
+    #: retries or drops it (``smscd quarantine``).
+    QUARANTINED = "quarantined"
+    #: Quarantined, then dropped by an operator: never answered.
+    DROPPED = "dropped"
 
 
 class OutboundState(enum.Enum):
@@ -97,8 +110,16 @@ class OutboundState(enum.Enum):
     DELIVERED = "delivered"
     #: Receipt with a final failure (UNDELIV, EXPIRED, REJECTD, DELETED, UNKNOWN).
     UNDELIVERABLE = "undeliverable"
-    #: The SMSC rejected the submit_sm for good (status kept in ``last_status``).
+    #: The SMSC rejected the submit_sm for good (status kept in ``last_status``),
+    #: or an operator dropped it from quarantine.
     FAILED = "failed"
+    #: Not accepted within ``[outbox] reply_expiry`` or ``max_attempts``:
+    #: body masked, an MT-mode charge voided, never sent.
+    EXPIRED = "expired"
+    #: Submitting or recording it failed on its data (or it was leased when two
+    #: daemons in a row stopped): set aside until an operator acts; it still
+    #: expires like a queued reply.
+    QUARANTINED = "quarantined"
 
 
 @attrs.frozen(kw_only=True)
@@ -220,6 +241,23 @@ class EarlyReceipt:
     carrier: str
     stat: str
     match: ReceiptMatch
+
+
+@attrs.frozen(kw_only=True)
+class QuarantinedItem:
+    """An MO or a reply set aside (``smscd quarantine list``)."""
+
+    #: ``"mo"`` or ``"reply"``.
+    kind: str
+    id: int
+    carrier: str
+    #: The sender (an MO) or the addressee (a reply), as on the wire.
+    address: str
+    stage: str
+    reason: str
+    at: datetime | None
+    #: How many daemons stopped while holding it.
+    claims: int
 
 
 class ResetStore(Protocol):

@@ -52,12 +52,12 @@ def test_every_command_refuses_an_unmigrated_database(config: Path, command: lis
     code, out, err = smscd("-c", str(config), *command)
     assert code == 2
     assert out == ""
-    assert 'is not migrated (at empty, need 0001): run "smscd db upgrade"' in err
+    assert 'is not migrated (at empty, need 0002): run "smscd db upgrade"' in err
 
 
 def test_upgrade_import_show_report(config: Path, tmp_path: Path) -> None:
     code, out, _ = smscd("-c", str(config), "db", "upgrade")
-    assert (code, "migrated from empty to 0001" in out) == (0, True)
+    assert (code, "migrated from empty to 0002" in out) == (0, True)
     csv = tmp_path / "accounts.csv"
     csv.write_text("bhxh_code,phone,e_transaction\n0123456789,01627000686,1\n12345,0327000686,1\n")
     code, _, err = smscd("-c", str(config), "accounts", "import", str(csv))
@@ -85,3 +85,42 @@ def test_bad_arguments_exit_2(config: Path) -> None:
     with pytest.raises(SystemExit) as info:
         smscd("-c", str(config), "report", "charges", "--from", "yesterday")
     assert info.value.code == 2
+
+
+SMSC = """
+[[smsc]]
+name = "sim"
+host = "127.0.0.1"
+system_id = "smscd"
+password = "secret"
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("[log]\nlevel = 'info'\n", "smsc: at least one [[smsc]] table is required"),
+        (
+            SMSC + "response_timeout = nan\n",
+            "smsc[0].response_timeout: must be a finite number (got nan)",
+        ),
+        (
+            SMSC + "[metrics]\nlisten = '127.0.0.1:99999'\n",
+            "metrics.listen: port must be between 1 and 65535 (got 99999)",
+        ),
+        (
+            SMSC + "[database]\nurl = 'sqlite:::x'\n",
+            "database.url: is not a database URL; use sqlite:///PATH, sqlite:// (in memory)"
+            " or postgresql+psycopg://USER@HOST/DATABASE",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_check_config_and_run_refuse_a_bad_file_alike(
+    tmp_path: Path, body: str, problem: str, command: str
+) -> None:
+    path = tmp_path / "smscd.toml"
+    path.write_text(body)
+    code, out, err = smscd("-c", str(path), command)
+    assert (code, out) == (2, "")
+    assert err == f"smscd: {path}: {problem}\n"

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import event
 
 from smscd.store import _cursor, sql
-from smscd.store.types import StoreUnavailable
+from smscd.store.types import StoreRejected
 from tests.store.helpers import CODE, add_account, add_mo, decision, new_mo, rows, scalar
 
 if TYPE_CHECKING:
@@ -88,8 +88,9 @@ def test_hot_statements_skip_sqlalchemy_and_instrumented_engines_do_not(
 
 def test_a_failure_in_sqlite_itself_rolls_the_decision_back(sqlite_store: SqlStore) -> None:
     """Invariant 2 on the cursor path: an error raised by SQLite mid-decision
-    (after the password and the reply were written) is StoreUnavailable and
-    leaves nothing behind."""
+    (after the password and the reply were written) leaves nothing behind. A
+    trigger's RAISE is a constraint failure to SQLite: the data was refused,
+    StoreRejected (a retry of the same decision would meet it again)."""
     add_account(sqlite_store)
     mo = add_mo(sqlite_store)
     with sqlite_store.engine.begin() as conn:
@@ -97,7 +98,7 @@ def test_a_failure_in_sqlite_itself_rolls_the_decision_back(sqlite_store: SqlSto
             "CREATE TRIGGER refuse BEFORE INSERT ON charges "
             "BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END"
         )
-    with pytest.raises(StoreUnavailable, match="injected"):
+    with pytest.raises(StoreRejected, match="injected"):
         sqlite_store.commit_decision(decision(mo))
     account = sqlite_store.find_account(CODE)
     assert account is not None and account.password_hash is None

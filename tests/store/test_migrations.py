@@ -74,7 +74,7 @@ def test_open_store_refuses_an_out_of_date_database(db_url: str) -> None:
             conn.execute(sa.text("UPDATE alembic_version SET version_num = '0000'"))
     finally:
         engine.dispose()
-    with pytest.raises(SchemaNotCurrent, match=r"\(at 0000, need 0001\)"):
+    with pytest.raises(SchemaNotCurrent, match=rf"\(at 0000, need {head_revision()}\)"):
         open_store(db_url)
     with pytest.raises(SchemaNotCurrent):
         open_store(db_url, create_if_missing=True)  # never migrates a non-empty db
@@ -118,3 +118,39 @@ def test_sqlite_connection_pragmas(tmp_path: Path) -> None:
         "foreign_keys": 1,
         "synchronous": 1,
     }
+
+
+def test_a_0001_database_with_messages_upgrades_to_containment(db_url: str) -> None:
+    """Rows written before 0002 survive it, start with no claim, and the new
+    states are accepted where an unknown one still is not."""
+    from alembic import command
+
+    from smscd.store.migrate import alembic_config
+
+    path = sqlite_path(db_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+            conn.execute(
+                sa.text(
+                    "INSERT INTO inbound_messages (id, carrier, source_addr, source_addr_ton,"
+                    " source_addr_npi, msisdn, destination_addr, text, received_at, state)"
+                    " VALUES (7, 'viettel', '0327000686', 0, 1, '84327000686', '8079',"
+                    " 'BH MK 0123456789', '2024-11-21 03:00:00', 'received')"
+                )
+            )
+        assert upgrade(db_url) == head_revision()
+        with engine.begin() as conn:
+            assert conn.execute(
+                sa.text("SELECT state, claims, claimed_by FROM inbound_messages")
+            ).all() == [("received", 0, None)]
+            conn.execute(sa.text("UPDATE inbound_messages SET state = 'quarantined'"))
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(sa.text("UPDATE inbound_messages SET state = 'bogus'"))
+    finally:
+        engine.dispose()

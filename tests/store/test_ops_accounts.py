@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 import pytest
 import sqlalchemy as sa
 
+from smscd.ops import accounts
 from smscd.ops.accounts import import_csv, show
 from smscd.reset import canonical_msisdn, mask_msisdn
 from smscd.store.migrate import upgrade
@@ -207,12 +208,99 @@ def test_show_never_prints_the_hash(migrated: str, tmp_path: Path) -> None:
     assert "password_set:  yes (set 2024-11-21T03:00:00+00:00)" in out.getvalue()
 
 
-def test_undecodable_file_is_unusable(migrated: str, tmp_path: Path) -> None:
+def _rows(first: int, count: int) -> bytes:
+    return b"".join(b"%010d,0327000686,1\n" % i for i in range(first, first + count))
+
+
+@pytest.mark.parametrize("skip_bad", [False, True])
+def test_undecodable_file_is_unusable(migrated: str, tmp_path: Path, skip_bad: bool) -> None:
     path = tmp_path / "latin1.csv"
-    good = b"".join(b"%010d,0327000686,1\n" % i for i in range(2000))  # past the read buffer
+    good = _rows(0, 2000)  # lines 2-2001, past the read buffer
     path.write_bytes(HEADER.encode() + good + b"\xff\xfe,\xff,1\n")
-    code, out, err = _import(migrated, path, skip_bad=True)
-    assert code == 2
-    assert out == ""
-    assert "nothing imported" in err
+    code, out, err = _import(migrated, path, skip_bad=skip_bad)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: {path}: line 2002: not UTF-8 text (byte 0xff at column 1); nothing imported\n"
+    )
     assert _accounts(migrated) == []
+
+
+@pytest.mark.parametrize("skip_bad", [False, True])
+def test_a_bad_byte_on_line_502_of_600_is_named_there(
+    migrated: str, tmp_path: Path, skip_bad: bool
+) -> None:
+    # Lines of 24 bytes: line 502 lies past the first 8 KiB the text layer
+    # decodes at once, so the rows before it are read (line 10's bad row listed).
+    path = tmp_path / "accounts.csv"
+    path.write_bytes(
+        HEADER.encode()
+        + _rows(0, 8)  # lines 2-9
+        + b"12345,0327000686,1\n"  # line 10: a bad row
+        + _rows(9, 491)  # lines 11-501
+        + b"0000000500,0327\xe900686,1\n"  # line 502: latin-1, not UTF-8
+        + _rows(501, 98)  # lines 503-600
+    )
+    assert path.read_bytes().count(b"\n") == 600
+    code, out, err = _import(migrated, path, skip_bad=skip_bad, batch_size=100)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "line 10: bhxh_code must be exactly 10 digits",
+        f"error: {path}: line 502: not UTF-8 text (byte 0xe9 at column 16); nothing imported",
+    ]
+    assert _accounts(migrated) == []
+
+
+@pytest.mark.parametrize("skip_bad", [False, True])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"0123456789,0327000686,1\n0123456790,0327\xff0686,1\n",
+        b"0123456789,0327000686,1\r\n0123456790,0327\xff0686,1\r\n",
+        b"0123456789,0327000686,1\n0123456790,0327000686,\xff\n",
+    ],
+)
+def test_a_bad_byte_in_a_small_file_is_named_by_its_line(
+    migrated: str, tmp_path: Path, skip_bad: bool, data: bytes
+) -> None:
+    # The whole file is one read of the text layer: it fails at the header.
+    path = tmp_path / "accounts.csv"
+    path.write_bytes(HEADER.encode() + data)
+    code, out, err = _import(migrated, path, skip_bad=skip_bad)
+    assert (code, out) == (2, "")
+    column = data.split(b"\n")[1].index(b"\xff") + 1
+    assert err == (
+        f"error: {path}: line 3: not UTF-8 text (byte 0xff at column {column}); nothing imported\n"
+    )
+    assert _accounts(migrated) == []
+
+
+def test_a_bad_byte_in_the_header_is_line_1(migrated: str, tmp_path: Path) -> None:
+    path = tmp_path / "accounts.csv"
+    path.write_bytes(b"bhxh_code,ph\xf4ne,e_transaction\n0123456789,0327000686,1\n")
+    code, out, err = _import(migrated, path)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: {path}: line 1: not UTF-8 text (byte 0xf4 at column 13); nothing imported\n"
+    )
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 64])
+def test_the_bad_byte_is_found_across_chunk_boundaries(
+    migrated: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    # A valid two-byte character, CR LF and bare CR line ends, each of which a
+    # chunk may cut in two; the line count and column must not depend on where.
+    monkeypatch.setattr(accounts, "_SCAN_CHUNK", chunk)
+    path = tmp_path / "accounts.csv"
+    path.write_bytes(
+        "bhxh_code,phone,e_transaction\r\n"  # line 1
+        "0123456789,0327000686,1\r\n"  # line 2
+        "\u00e9\u00e9,0327000686,1\r"  # line 3 (bare CR)
+        "0123456790,0327000686,1\r\n".encode()  # line 4
+        + b"01\xc3\xa9\xff,0327000686,1\r\n"  # line 5: "01", a valid e-acute, then 0xff
+    )
+    code, _, err = _import(migrated, path)
+    assert code == 2
+    assert err.endswith(
+        f"error: {path}: line 5: not UTF-8 text (byte 0xff at column 5); nothing imported\n"
+    )

@@ -1,0 +1,78 @@
+"""Rows of the message tables as the store's attrs values (``from_row``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smscd.store.models import InboundRow, OutboundRow
+from smscd.store.types import (
+    InboundMessage,
+    InboundState,
+    OutboundMessage,
+    OutboundState,
+    Outcome,
+)
+
+__all__ = ["INBOUND_COLUMNS", "OUTBOUND_COLUMNS", "inbound_from_row", "outbound_from_row"]
+
+
+def inbound_from_row(row: Any) -> InboundMessage:
+    return InboundMessage(
+        id=row.id,
+        carrier=row.carrier,
+        source_addr=row.source_addr,
+        source_addr_ton=row.source_addr_ton,
+        source_addr_npi=row.source_addr_npi,
+        msisdn=row.msisdn,
+        destination_addr=row.destination_addr,
+        text=row.text,
+        received_at=row.received_at,
+        state=InboundState(row.state),
+        outcome=Outcome(row.outcome) if row.outcome is not None else None,
+    )
+
+
+def outbound_from_row(row: Any) -> OutboundMessage:
+    return OutboundMessage(
+        id=row.id,
+        inbound_id=row.inbound_id,
+        carrier=row.carrier,
+        destination_addr=row.destination_addr,
+        dest_addr_ton=row.dest_addr_ton,
+        dest_addr_npi=row.dest_addr_npi,
+        body=row.body,
+        state=OutboundState(row.state),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        smsc_message_id=row.smsc_message_id,
+        last_status=row.last_status,
+    )
+
+
+INBOUND_COLUMNS = (
+    InboundRow.id,
+    InboundRow.carrier,
+    InboundRow.source_addr,
+    InboundRow.source_addr_ton,
+    InboundRow.source_addr_npi,
+    InboundRow.msisdn,
+    InboundRow.destination_addr,
+    InboundRow.text,
+    InboundRow.received_at,
+    InboundRow.state,
+    InboundRow.outcome,
+)
+OUTBOUND_COLUMNS = (
+    OutboundRow.id,
+    OutboundRow.inbound_id,
+    OutboundRow.carrier,
+    OutboundRow.destination_addr,
+    OutboundRow.dest_addr_ton,
+    OutboundRow.dest_addr_npi,
+    OutboundRow.body,
+    OutboundRow.state,
+    OutboundRow.attempts,
+    OutboundRow.next_attempt_at,
+    OutboundRow.smsc_message_id,
+    OutboundRow.last_status,
+)
