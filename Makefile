@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean setup
+.PHONY: run test lint typecheck pytest bench fuzz clean setup
 
 setup: $(STAMP)
 
@@ -35,6 +35,13 @@ pytest: $(STAMP)
 ## bench: print the benchmark figures quoted in the README
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+## fuzz: mutated PDUs into the SMPP core, bounded by count and time (not part of test)
+FUZZ_CASES   ?= 1000000
+FUZZ_SECONDS ?= 600
+FUZZ_SEED    ?= 8079
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz core --cases $(FUZZ_CASES) --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache var

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from smscd.smpp._codec import CommandId, decode, encode
 from smscd.smpp._connection import Connection, response_for
+from smscd.smpp._edge import MAX_ADDRESS_OCTETS, MAX_MESSAGE_OCTETS
 from smscd.smpp._errors import (
     FramingError,
     LocalProtocolError,
@@ -35,14 +36,18 @@ from smscd.smpp._events import (
     Unbind,
     UnbindResp,
 )
-from smscd.smpp._framing import MAX_SEQUENCE
+from smscd.smpp._framing import MAX_SEQUENCE, MAX_SKIPPED_PDU_SIZE
 from smscd.smpp._receipts import (
+    MAX_ID_KEY_CHARS,
+    MAX_MESSAGE_ID_OCTETS,
+    MAX_STAT_OCTETS,
     IdFormat,
     Receipt,
     ReceiptError,
     is_receipt,
     message_id_keys,
     parse_receipt,
+    safe_message_id,
 )
 from smscd.smpp._state import Role, SessionState
 from smscd.smpp._status import CommandStatus, is_temporary, is_throttling
@@ -58,7 +63,13 @@ from smscd.smpp._text import (
 )
 
 __all__ = [
+    "MAX_ADDRESS_OCTETS",
+    "MAX_ID_KEY_CHARS",
+    "MAX_MESSAGE_ID_OCTETS",
+    "MAX_MESSAGE_OCTETS",
     "MAX_SEQUENCE",
+    "MAX_SKIPPED_PDU_SIZE",
+    "MAX_STAT_OCTETS",
     "AssembledMessage",
     "Bind",
     "BindMode",
@@ -104,5 +115,6 @@ __all__ = [
     "message_id_keys",
     "parse_receipt",
     "response_for",
+    "safe_message_id",
     "split_udh",
 ]

@@ -16,8 +16,12 @@ It owns no socket, no clock and no task (STYLE L1, L7); its driver does the I/O:
 Inside, three layers run in order on every received PDU:
 
 1. **framing** (``_framing.FrameReader``) cuts whole PDUs off the buffer and checks
-   ``command_length`` before the body is waited for: a bad length or EOF inside a
-   PDU is a :class:`FramingError`, the connection enters ERROR for good.
+   ``command_length`` before the body is waited for: an impossible length or EOF
+   inside a PDU is a :class:`FramingError`, the connection enters ERROR for good.
+   A PDU over ``max_pdu_size`` but under the framing's hard limit is read and
+   discarded without being held, then refused as a :class:`PduRejected`: a
+   ``deliver_sm_resp`` ESME_RINVMSGLEN for a deliver_sm, a ``generic_nack``
+   ESME_RINVCMDLEN for any other request, nothing for a response.
 2. **codec** (``_codec.decode``) turns the PDU into an event; a PDU it cannot
    decode is a :class:`PduRejected` with a ``generic_nack`` ready to send.
 3. **session** (``_state.SessionMachine``) checks the event against the state
@@ -25,6 +29,12 @@ Inside, three layers run in order on every received PDU:
    fitting ``*_resp`` (e.g. ``submit_sm_resp`` ESME_RINVBNDSTS). A response must
    answer one of *our* outstanding requests (matched by sequence and type), else it
    is rejected without a reply -- responses are never answered.
+4. **edge** (``_edge``, ESME role only): a deliver_sm, submit_sm_resp or
+   bind_resp allowed by the session is checked field by field and normalised
+   once, so nothing downstream meets a lone surrogate or an over-long value. A
+   deliver_sm the daemon could not store or answer is a :class:`PduRejected`
+   carrying a ``deliver_sm_resp`` with the fitting status (ESME_RINVSRCADR,
+   ESME_RINVDSTADR, ESME_RINVMSGLEN); the session state is left as it was.
 
 A PduRejected consumes exactly the one bad PDU: the framing is intact, so the
 connection stays usable and the next ``next_event()`` reads the PDU after it.
@@ -48,7 +58,8 @@ from __future__ import annotations
 import types
 from typing import TYPE_CHECKING, Any, Final, assert_never
 
-from smscd.smpp._codec import decode, encode
+from smscd.smpp._codec import RESPONSE_BIT, CommandId, decode, encode, encode_generic_nack
+from smscd.smpp._edge import EdgeRefusal, check_bind_resp, check_deliver_sm, check_submit_sm_resp
 from smscd.smpp._errors import FramingError, LocalProtocolError, PduRejected
 from smscd.smpp._events import (
     Bind,
@@ -68,7 +79,7 @@ from smscd.smpp._events import (
     Unbind,
     UnbindResp,
 )
-from smscd.smpp._framing import HEADER_SIZE, MAX_SEQUENCE, FrameReader
+from smscd.smpp._framing import HEADER_SIZE, MAX_SEQUENCE, FrameReader, SkippedPdu
 from smscd.smpp._state import IllegalTransition, Role, SessionMachine, SessionState
 from smscd.smpp._status import CommandStatus
 
@@ -113,6 +124,25 @@ def response_for(request: Request, command_status: int = 0, **fields: Any) -> Re
 
 def _peer(role: Role) -> Role:
     return Role.SMSC if role is Role.ESME else Role.ESME
+
+
+def _oversized(skipped: SkippedPdu, max_pdu_size: int) -> PduRejected:
+    """The refusal of a PDU the framing skipped for its size (module docstring)."""
+    command_id, seq = skipped.command_id, skipped.sequence
+    msg = (
+        f"PDU of {skipped.command_length} octets over max_pdu_size {max_pdu_size} "
+        f"skipped (command_id {command_id:#010x}, sequence {seq})"
+    )
+    reply: bytes | None
+    if command_id == CommandId.DELIVER_SM:
+        status = CommandStatus.ESME_RINVMSGLEN
+        reply = encode(DeliverSmResp(sequence=seq, command_status=status))
+    elif command_id & RESPONSE_BIT:
+        status, reply = CommandStatus.ESME_RINVCMDLEN, None
+    else:
+        status = CommandStatus.ESME_RINVCMDLEN
+        reply = encode_generic_nack(seq, status)
+    return PduRejected(msg, sequence=seq, command_status=status, reply=reply)
 
 
 class Connection:
@@ -195,6 +225,7 @@ class Connection:
         Raises PduRejected for one bad PDU (send ``exc.reply`` if set, keep
         reading), FramingError when the stream is broken (state ERROR; raised again
         on every later call), LocalProtocolError when called after send_failed().
+        In the ESME role the event has passed the edge checks (``_edge``).
         """
         if self._framing_error is not None:
             err = self._framing_error
@@ -211,17 +242,17 @@ class Connection:
             if self._reader.eof:
                 self._machine.close()
             return NeedData()
+        if isinstance(frame, SkippedPdu):
+            raise _oversized(frame, self.max_pdu_size)
         event = decode(frame)
         if isinstance(event, _REQUEST_TYPES):
-            self._receive_request(event)
-        else:
-            self._receive_response(event)
-        return event
+            return self._receive_request(event)
+        return self._receive_response(event)
 
-    def _receive_request(self, event: Request) -> None:
+    def _receive_request(self, event: Request) -> Request:
         mode = event.mode if isinstance(event, Bind) else None
         try:
-            self._machine.apply(self._peer, type(event), mode=mode)
+            new_state = self._machine.next_state(self._peer, type(event), mode=mode)
         except IllegalTransition as exc:
             raise PduRejected(
                 f"{exc} (sequence {event.sequence})",
@@ -229,10 +260,22 @@ class Connection:
                 command_status=exc.status,
                 reply=encode(response_for(event, exc.status)),
             ) from exc
+        if isinstance(event, DeliverSm) and self._role is Role.ESME:
+            try:
+                event = check_deliver_sm(event)
+            except EdgeRefusal as exc:
+                raise PduRejected(
+                    f"deliver_sm refused: {exc} (sequence {event.sequence})",
+                    sequence=event.sequence,
+                    command_status=exc.status,
+                    reply=encode(DeliverSmResp(sequence=event.sequence, command_status=exc.status)),
+                ) from exc
+        self._machine.commit(type(event), new_state, mode=mode)
         if isinstance(event, Bind | Unbind):
             self._inbound[event.sequence] = type(event)
+        return event
 
-    def _receive_response(self, event: Response) -> None:
+    def _receive_response(self, event: Response) -> Response:
         seq = event.sequence
         request = self._outstanding.get(seq)
         name = type(event).__name__
@@ -265,6 +308,12 @@ class Connection:
             ) from exc
         del self._outstanding[seq]
         del self._deadlines[seq]
+        if self._role is Role.ESME:
+            if isinstance(event, SubmitSmResp):
+                return check_submit_sm_resp(event)
+            if isinstance(event, BindResp):
+                return check_bind_resp(event)
+        return event
 
     # --- sending ---------------------------------------------------------------
 

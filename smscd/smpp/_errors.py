@@ -15,8 +15,10 @@ The *type* of an exception says what the caller must do (STYLE E3):
     ``generic_nack`` or the fitting ``*_resp``; ``None`` when the bad PDU was itself
     a response, which is never answered) and carry on reading.
   - :class:`FramingError` -- the byte stream can no longer be split into PDUs
-    (command_length < 16 or > max_pdu_size, EOF inside a PDU). The connection
-    enters ``ERROR`` and every later ``next_event()`` raises again: drop the bind.
+    (command_length < 16 or over the framing's hard limit, EOF inside a PDU). The
+    connection enters ``ERROR`` and every later ``next_event()`` raises again:
+    drop the bind. A PDU merely over ``max_pdu_size`` is skipped and refused
+    with a PduRejected instead.
 
 This refines STYLE E2 ("after any error the core enters ERROR") on purpose: an SMSC
 that sends one PDU we cannot decode (a vendor command, a broken optional

@@ -8,7 +8,10 @@ bytes. Events carry their own ``sequence``: a request gets one from
 ``Connection.next_sequence()`` before it is sent, a response copies the sequence of
 the request it answers. Addresses and C-strings are ``str`` (decoded as ASCII with
 ``surrogateescape`` so no byte is lost); message bodies stay ``bytes`` (their
-meaning depends on ``data_coding`` and is the business of ``_text.py``).
+meaning depends on ``data_coding`` and is the business of ``_text.py``). An ESME
+``Connection`` hands out deliver_sm, submit_sm_resp and bind_resp only after the
+edge checks of ``_edge.py``: their strings are then printable ASCII within their
+SMPP limits.
 
 ``Event`` is a closed union: match it with ``match`` and ``assert_never``; never
 subclass these classes (T4).

@@ -4,7 +4,10 @@ Theory of operation
 -------------------
 A ``short_message`` is bytes whose meaning depends on ``data_coding``;
 :func:`decode_short_message` turns them into ``str`` and never raises (an MO must
-never be lost to a bad byte: undecodable bytes become U+FFFD).
+never be lost to a bad byte: undecodable bytes become U+FFFD). What it returns can
+always be stored: valid Unicode without lone surrogates (a UCS-2 half pair is a
+decoding error, hence U+FFFD) and without NUL, which PostgreSQL text refuses (a
+NUL character becomes U+FFFD too).
 
 data_coding 0 is the SMSC default alphabet. In SMPP that is nearly always GSM 03.38
 *unpacked* (one septet per octet, ``0x1B`` escaping into the extension table), but
@@ -112,18 +115,18 @@ def _decode_gsm7(payload: bytes) -> str:
 def decode_short_message(data_coding: int, payload: bytes, *, gsm7_default: bool = True) -> str:
     """Decode message bytes by data_coding; never raises (see module docstring)."""
     payload = bytes(payload)
-    if data_coding == 0x00:
-        if gsm7_default:
-            return _decode_gsm7(payload)
-        return payload.decode("ascii", "replace")
-    if data_coding == 0x01:
-        return payload.decode("ascii", "replace")
-    if data_coding == 0x08:
-        return payload.decode("utf-16-be", "replace")
-    if 0xF0 <= data_coding <= 0xFF and not data_coding & 0x04:
-        return _decode_gsm7(payload)
-    # 0x03 Latin-1, and the best effort for everything else (0x02/0x04 binary...).
-    return payload.decode("latin-1")
+    # 0xF0-0xFF: the message class group, GSM 7-bit unless bit 2 says 8-bit data.
+    in_class_group = 0xF0 <= data_coding <= 0xFF and not data_coding & 0x04
+    if gsm7_default if data_coding == 0x00 else in_class_group:
+        return _decode_gsm7(payload)  # GSM 03.38 has no NUL: 0x00 is "@"
+    if data_coding in (0x00, 0x01):
+        text = payload.decode("ascii", "replace")
+    elif data_coding == 0x08:
+        text = payload.decode("utf-16-be", "replace")
+    else:
+        # 0x03 Latin-1, and the best effort for everything else (0x02/0x04 binary...).
+        text = payload.decode("latin-1")
+    return text.replace("\0", "\ufffd")
 
 
 def encode_gsm7(text: str) -> bytes:

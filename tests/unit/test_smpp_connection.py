@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import attrs
 import pytest
 
 from smscd.smpp import (
     MAX_SEQUENCE,
+    MAX_SKIPPED_PDU_SIZE,
     Bind,
     BindMode,
     BindResp,
@@ -433,7 +435,7 @@ def test_truncated_body_gets_generic_nack_and_connection_survives() -> None:
     pair.send(Role.SMSC, MO)
 
 
-@pytest.mark.parametrize("length", [0, 15, 65537, 0xFFFFFFFF])
+@pytest.mark.parametrize("length", [0, 15, MAX_SKIPPED_PDU_SIZE + 1, 0xFFFFFFFF])
 def test_bad_command_length_is_fatal_from_the_header_alone(length: int) -> None:
     conn = bound().esme
     conn.receive_data(length.to_bytes(4, "big") + h("00000005 00000000 00000001"))  # 16 bytes
@@ -451,20 +453,32 @@ def test_command_length_checked_against_max_pdu_size() -> None:
     conn = Connection(Role.SMSC, max_pdu_size=64)
     conn.receive_data(encode(EnquireLink(sequence=1)))
     assert conn.next_event() == EnquireLink(sequence=1)
-    conn.receive_data(h("00000041"))  # 65 > 64, nothing else needed
-    with pytest.raises(FramingError):
+    # 65 > 64: the header is read, the body discarded, the PDU refused.
+    conn.receive_data(h("00000041 00000015 00000000 00000002") + bytes(49))
+    with pytest.raises(PduRejected) as info:
         conn.next_event()
+    assert info.value.reply == h("00000010 80000000 00000002 00000002")
+    conn.receive_data(encode(EnquireLink(sequence=3)))
+    assert conn.next_event() == EnquireLink(sequence=3)
 
 
 def test_exactly_max_pdu_size_is_accepted() -> None:
-    big = DeliverSm(sequence=5, tlvs=(Tlv(tag=0x0424, value=b"x" * 100),))
+    big = DeliverSm(
+        sequence=5,
+        source_addr="84912345678",
+        destination_addr="8079",
+        tlvs=(Tlv(tag=0x0424, value=b"x" * 100),),
+    )
     wire = encode(big)
     pair = ConnectionPair(max_pdu_size=len(wire))
     pair.bind()
     assert feed_whole(pair.esme, wire) == [big]
-    pair.esme.receive_data((len(wire) + 1).to_bytes(4, "big"))
-    with pytest.raises(FramingError):
+    bigger = encode(attrs.evolve(big, sequence=6, tlvs=(Tlv(tag=0x0424, value=b"x" * 101),)))
+    pair.esme.receive_data(bigger)
+    with pytest.raises(PduRejected) as info:
         pair.esme.next_event()
+    assert info.value.reply == h("00000011 80000005 00000001 00000006 00")  # deliver_sm_resp
+    assert pair.esme.state is SessionState.BOUND_TRX
 
 
 def test_eof_inside_a_pdu_is_a_framing_error() -> None:

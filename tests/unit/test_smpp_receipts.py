@@ -16,6 +16,7 @@ from smscd.smpp import (
     is_throttling,
     message_id_keys,
     parse_receipt,
+    safe_message_id,
 )
 
 
@@ -217,3 +218,59 @@ def test_an_empty_field_does_not_swallow_the_next_key() -> None:
     with pytest.raises(ReceiptError):
         parse_receipt(receipt(b"id: sub:001 stat:DELIVRD"))
     assert parse_receipt(receipt(b"id: 99 stat:DELIVRD")).message_id == "99"
+
+
+# --- hostile ids, stat and err: safe for the store, never an exception --------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "safe"),
+    [
+        (b"1d305b4c", "1d305b4c"),
+        (b"ab\x00\xff", "ab\\x00\\xff"),
+        (b"\xe9" * 64, "\\xe9" * 16),  # every octet escaped, cut at 64 characters
+        (b"a" * 63 + b"\xe9", "a" * 63),  # cut at the last whole octet that fits
+        (b"7" * 5000, "7" * 64),
+        ("1d30\udce95b4c", "1d30\\xe95b4c"),  # a codec C-string: surrogateescape
+        ("12é34", "12\\xe934"),  # a receipt text: Latin-1
+        ("\u4e2d", "\\xe4\\xb8\\xad"),  # anything else: its UTF-8 octets
+        ("tab\there", "tab\\x09here"),
+    ],
+)
+def test_safe_message_id(raw: str | bytes, safe: str) -> None:
+    assert safe_message_id(raw) == safe
+    assert safe_message_id(safe) == safe  # idempotent
+
+
+@pytest.mark.parametrize(
+    ("raw", "fmt", "keys"),
+    [
+        ("9" * 5000, IdFormat.AUTO, {"9" * 64}),  # far beyond Python's int string limit
+        ("f" * 16, IdFormat.HEX, {str(2**64 - 1)}),  # 16 hex digits: still a number
+        ("f" * 17, IdFormat.HEX, {"f" * 17}),
+        ("9" * 20, IdFormat.AUTO, {"9" * 20}),  # 20 decimal digits: a number, hex too long
+        ("1" * 21, IdFormat.DEC, {"1" * 21}),
+        ("0" * 30 + "123", IdFormat.AUTO, {"123", "291"}),  # leading zeros are not digits
+        ("1d30\udce95b4c", IdFormat.AUTO, {"1d30\\xe95b4c"}),
+        ("ID-\u4e2d", IdFormat.AUTO, {"id-\\xe4\\xb8\\xad"}),
+    ],
+)
+def test_message_id_keys_of_hostile_ids(raw: str, fmt: IdFormat, keys: set[str]) -> None:
+    assert message_id_keys(raw, fmt) == keys
+
+
+def test_receipt_ids_from_tlv_and_text_are_made_safe() -> None:
+    tlv_id = receipt(
+        b"", Tlv(tag=0x001E, value=b" 4\xe92 \x00junk"), Tlv(tag=0x0427, value=b"\x02")
+    )
+    assert parse_receipt(tlv_id).message_id == "4\\xe92"
+    text_id = receipt(b"id:" + b"5" * 300 + b" stat:DELIVRD")
+    assert parse_receipt(text_id).message_id == "5" * 64
+
+
+def test_receipt_stat_and_err_fit_their_columns() -> None:
+    parsed = parse_receipt(receipt(b"id:1 stat:" + b"x" * 40 + b" err:" + b"7" * 40))
+    assert (parsed.stat, parsed.err) == ("X" * 16, "7" * 16)
+    # err and the dates are ASCII: a Latin-1 letter or digit ends them.
+    odd = parse_receipt(receipt(b"id:1 stat:DELIVRD err:0\xe91 submit date:211015123\xb2"))
+    assert (odd.err, odd.submit_date) == ("0", "")

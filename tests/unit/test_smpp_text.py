@@ -44,7 +44,7 @@ from smscd.smpp import (
         (8, b"\xd8\x3d\x00a", "\ufffda"),  # lone high surrogate
         (4, b"\x01\xfe", "\x01þ"),  # binary: latin-1, best effort
         (0xF0, b"\x00", "@"),  # message class group, GSM 7-bit
-        (0xF4, b"\x00", "\x00"),  # message class group, 8-bit data
+        (0xF4, b"\x00", "\ufffd"),  # message class group, 8-bit data; NUL is not text
         (0x42, b"ok", "ok"),  # unknown: latin-1
     ],
 )
@@ -53,7 +53,7 @@ def test_decode_short_message(data_coding: int, payload: bytes, text: str) -> No
 
 
 def test_data_coding_zero_as_ascii_when_not_gsm() -> None:
-    assert decode_short_message(0, b"@_\x00", gsm7_default=False) == "@_\x00"
+    assert decode_short_message(0, b"@_\x00", gsm7_default=False) == "@_\ufffd"
     assert decode_short_message(0, b"a\x80", gsm7_default=False) == "a\ufffd"
 
 
@@ -61,6 +61,18 @@ def test_decode_never_raises_on_any_byte() -> None:
     every = bytes(range(256))
     for dc in range(256):
         assert isinstance(decode_short_message(dc, every), str)
+
+
+@pytest.mark.parametrize("gsm7_default", [True, False])
+def test_decoded_text_can_always_be_stored(gsm7_default: bool) -> None:
+    """No lone surrogate (UTF-8 refuses it) and no NUL (PostgreSQL text refuses it),
+    whatever the octets and the data_coding: odd UCS-2, half pairs, NULs."""
+    payloads = [bytes(range(256)), b"\xd8\x00", b"\xdc\x00\x00", b"\x00\x00", b"\x00"]
+    for dc in range(256):
+        for payload in payloads:
+            text = decode_short_message(dc, payload, gsm7_default=gsm7_default)
+            text.encode("utf-8")  # raises on a lone surrogate
+            assert "\0" not in text
 
 
 # --- encode_gsm7 / is_gsm7 -------------------------------------------------------------
