@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from typing import TYPE_CHECKING
 
 import attrs
@@ -26,8 +27,13 @@ class BindKind(enum.Enum):
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{attribute.name} must be a finite number > 0, got {value!r}")
+
+
+def _non_negative(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
 def _c_octet_string(limit: int) -> Callable[[object, attrs.Attribute[str], str], None]:
@@ -57,16 +63,19 @@ class LinkConfig:
     #: Maximum submit_sm outstanding at once.
     window: int = attrs.field(default=10, validator=attrs.validators.ge(1))
     #: Maximum submit_sm per second (spaced 1/throughput apart); 0 = no cap.
-    throughput: float = attrs.field(default=50.0, validator=attrs.validators.ge(0))
+    throughput: float = attrs.field(default=50.0, validator=_non_negative)
     enquire_link_interval: float = attrs.field(default=30.0, validator=_positive)
     response_timeout: float = attrs.field(default=10.0, validator=_positive)
     connect_timeout: float = attrs.field(default=10.0, validator=_positive)
     backoff_initial: float = attrs.field(default=1.0, validator=_positive)
     backoff_max: float = attrs.field(default=60.0, validator=_positive)
     #: Whole-bind pause after ESME_RTHROTTLED / ESME_RMSGQFUL.
-    throttle_pause: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
+    throttle_pause: float = attrs.field(default=1.0, validator=_non_negative)
     #: An inbound item not acked by the caller by then is answered ESME_RX_T_APPN.
     ack_timeout: float = attrs.field(default=5.0, validator=_positive)
+    #: Most deliver_sm (MOs and receipts) read and not yet answered; at the limit
+    #: the link stops reading the socket until an answer frees room.
+    max_unacked: int = attrs.field(default=1000, validator=attrs.validators.ge(1))
     #: data_coding 0 read as GSM 03.38 (else as ASCII).
     gsm7_default: bool = True
     message_id_format: IdFormat = IdFormat.AUTO

@@ -15,7 +15,7 @@ Each connection is a :class:`_Session`: a trio stream plus a sans-I/O
 * the *reader* task owns ``receive_some()``. It feeds the core, answers
   enquire_link and unbind itself (never behind an application queue), resolves
   responses to their waiting requests, and turns deliver_sm into inbound items
-  with ``send_nowait`` so a full inbound channel can never block it;
+  (see *inbound flow control* below: the one place where it waits);
 * the *timer* task sends enquire_link after ``enquire_link_interval`` of silence,
   asks the core which requests have expired (a timed-out request closes the
   session: the SMSC is not answering), and answers inbound items the caller did
@@ -52,12 +52,32 @@ SMSC does not time it out and redeliver it endlessly) and kept only in memory by
 the assembler (lost if the daemon dies before the other parts arrive, or after
 the assembler's max age).
 
+Inbound flow control: at most ``max_unacked`` deliver_sm are *held* (read and
+not yet answered: the parts of items handed out and not acked, plus parts
+waiting for the rest of their message), counted over the link's live
+connections. A deliver_sm read while that many are held waits in the reader
+until an answer frees room: the reader reads nothing meanwhile, so TCP pushes
+back on the SMSC (enquire_link and unbind behind it wait too). Each such pause
+is logged once (``inbound_paused``, then ``inbound_resumed``) and counted. The
+inbound channel holds ``max_unacked`` items, so it has room for every held
+item; only items of a connection that has since closed (no longer counted,
+their answers can no longer be sent) can fill it, and then the reader waits for
+the consumer in the same way. Nothing is dropped and nothing is answered by the
+link on the caller's behalf except after ``ack_timeout`` (ESME_RX_T_APPN) or
+the multi-part trade-off above. A wait ends when its connection closes (the
+session's cancel scope): the deliver_sm is then never answered, and the SMSC
+delivers it again. A paused reader cannot see the peer close; the first write
+after that (an ack, at the latest the ESME_RX_T_APPN at ``ack_timeout``) fails
+and closes the session. So a pause lasts at most about ``ack_timeout`` unless
+the consumer stops reading the channel altogether.
+
 Time is read only through ``trio.current_time()`` and handed to the core.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import random
 from typing import TYPE_CHECKING, assert_never
@@ -113,7 +133,7 @@ from smscd.smpp import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from smscd.smpp import Event, Request, Response
 
@@ -219,6 +239,7 @@ class _Ack:
         self.done = True
         session = self.session
         session.held.discard(self)
+        self.link._answered(session, len(self.parts))
         if not session.held:
             self.link._notify()  # stop() may be waiting for the last ack
         if session.closed:
@@ -244,15 +265,23 @@ async def ack_all(items: Iterable[InboundItem], status: int = 0) -> None:
     queued first, then each session writes its share in one flush. Equivalent
     to ``item.ack(status)`` on each (idempotent, never raises for a lost
     connection), without a task and a write per item."""
-    batch: list[tuple[_Ack, list[_Outgoing]]] = []
+    handles: list[_Ack] = []
     for item in items:
         handle = item._ack_handle
         if isinstance(handle, _Ack):
-            queued = handle.queue(status)
-            if queued:
-                batch.append((handle, queued))
+            handles.append(handle)
         else:
             await handle.ack(status)
+    await _answer_all(handles, status)
+
+
+async def _answer_all(handles: Iterable[_Ack], status: int) -> None:
+    """Queue the answers of every handle, then wait once per session."""
+    batch: list[tuple[_Ack, list[_Outgoing]]] = []
+    for handle in handles:
+        queued = handle.queue(status)
+        if queued:
+            batch.append((handle, queued))
     last: dict[_Session, _Outgoing] = {}
     for handle, queued in batch:
         last[handle.session] = queued[-1]
@@ -291,6 +320,9 @@ class _Session:
         self.waiting_parts: dict[int, _HeldPart] = {}
         #: Inbound items handed out and not acked yet.
         self.held: set[_Ack] = set()
+        #: deliver_sm read and not answered: the parts of ``held`` plus
+        #: ``waiting_parts`` (inbound flow control, module docstring).
+        self.unanswered = 0
 
     def close(self, reason: str) -> None:
         """End the session (idempotent); the supervisor cleans up and reconnects."""
@@ -437,9 +469,12 @@ class _Counters:
     rejected: int = 0
     lost_in_flight: int = 0
     reconnects: int = 0
+    #: Binds lost (bound, then not) other than by stop().
+    disconnects: int = 0
     throttled: int = 0
     mo_received: int = 0
     receipts_received: int = 0
+    inbound_paused: int = 0
 
 
 class Link:
@@ -468,10 +503,20 @@ class Link:
         self._drained = trio.Event()
         self._drained.set()
         self._counters = _Counters()
+        #: Whether the link was bound at the last state change, and since when
+        #: (trio.current_time(), set once run() starts).
+        self._was_bound = False
+        self._bound_changed_at: float | None = None
+        #: When the last throttle pause began.
+        self._throttled_at: float | None = None
         self._assembler = MessageAssembler()
         self._inbound_send, self._inbound_receive = trio.open_memory_channel[InboundItem](
-            config.window
+            config.max_unacked
         )
+        #: Set (and replaced) when an answer frees room while the reader waits.
+        self._inbound_room = trio.Event()
+        #: Readers waiting for room (one per receiving connection at most).
+        self._inbound_waiting = 0
         self._bind_counter = 0
         self._last_failure: dict[BindMode, str | None] = dict.fromkeys(self._modes)
         self._started = False
@@ -490,6 +535,7 @@ class Link:
         if self._started:
             raise RuntimeError("Link.run() may be called only once")
         self._started = True
+        self._bound_changed_at = trio.current_time()
         try:
             async with self._inbound_send:
                 with trio.CancelScope() as scope:
@@ -513,7 +559,9 @@ class Link:
             await self._state_changed.wait()
 
     def inbound(self) -> trio.MemoryReceiveChannel[InboundItem]:
-        """The channel of MOs and receipts (bounded by ``window``; closed after run)."""
+        """The channel of MOs and receipts (closed after run). It holds at most
+        ``max_unacked`` items; the reader waits, rather than drop one, when the
+        caller holds that many deliver_sm unanswered (module docstring)."""
         return self._inbound_receive
 
     async def submit(self, message: OutboundSm) -> SubmitResult:
@@ -575,21 +623,28 @@ class Link:
 
     def statistics(self) -> LinkStatistics:
         c = self._counters
+        now = trio.current_time() if self._bound_changed_at is not None else 0.0
         return LinkStatistics(
             name=self.config.name,
             state=self._state(),
             bound=self._is_bound(),
+            state_age=now - self._bound_changed_at if self._bound_changed_at is not None else 0.0,
             in_flight=self._in_flight,
             window=self.config.window,
+            throughput=self.config.throughput,
             submitted=c.submitted,
             accepted=c.accepted,
             retry_later=c.retry_later,
             rejected=c.rejected,
             lost_in_flight=c.lost_in_flight,
             reconnects=c.reconnects,
+            disconnects=c.disconnects,
             throttled=c.throttled,
+            throttled_ago=now - self._throttled_at if self._throttled_at is not None else None,
             mo_received=c.mo_received,
             receipts_received=c.receipts_received,
+            inbound_held=self._inbound_held(),
+            inbound_paused=c.inbound_paused,
         )
 
     # --- state --------------------------------------------------------------------
@@ -597,6 +652,12 @@ class Link:
     def _notify(self) -> None:
         self._state_changed.set()
         self._state_changed = trio.Event()
+        bound = self._is_bound()
+        if bound != self._was_bound:
+            self._was_bound = bound
+            self._bound_changed_at = trio.current_time()
+            if not bound and not self._stopping:
+                self._counters.disconnects += 1
 
     def _is_bound(self) -> bool:
         return all(
@@ -840,9 +901,49 @@ class Link:
 
     # --- inbound --------------------------------------------------------------------
 
+    def _inbound_held(self) -> int:
+        """deliver_sm held (read, not answered) on the live connections."""
+        return sum(session.unanswered for session in self._sessions.values())
+
+    def _answered(self, session: _Session, count: int) -> None:
+        """``count`` held deliver_sm of ``session`` were answered (or given up)."""
+        session.unanswered -= count
+        if self._inbound_waiting:
+            self._inbound_room.set()
+            self._inbound_room = trio.Event()
+
+    @contextlib.contextmanager
+    def _inbound_pause(self, reason: str) -> Iterator[None]:
+        """Log and count one pause of the reader around the wait it wraps (not
+        resumed if the wait ends by the connection closing)."""
+        self._counters.inbound_paused += 1
+        start = trio.current_time()
+        self.log.warning(
+            "inbound_paused",
+            reason=reason,
+            held=self._inbound_held(),
+            max_unacked=self.config.max_unacked,
+        )
+        yield
+        self.log.info(
+            "inbound_resumed", reason=reason, paused_for=round(trio.current_time() - start, 3)
+        )
+
+    async def _wait_inbound_room(self) -> None:
+        """Return once fewer than ``max_unacked`` deliver_sm are held."""
+        if self._inbound_held() < self.config.max_unacked:
+            return
+        with self._inbound_pause("max_unacked"):
+            while self._inbound_held() >= self.config.max_unacked:
+                self._inbound_waiting += 1
+                try:
+                    await self._inbound_room.wait()
+                finally:
+                    self._inbound_waiting -= 1
+
     async def _on_deliver(self, session: _Session, deliver: DeliverSm) -> None:
+        await self._wait_inbound_room()
         now = trio.current_time()
-        deadline = now + self.config.ack_timeout
         item: InboundItem
         if is_receipt(deliver):
             try:
@@ -857,7 +958,7 @@ class Link:
                 await session.reply(response_for(deliver))
                 return
             self._counters.receipts_received += 1
-            ack = _Ack(link=self, session=session, parts=(deliver,), deadline=deadline)
+            ack = _Ack(link=self, session=session, parts=(deliver,), deadline=math.inf)
             item = InboundReceipt(
                 carrier=self.config.name,
                 receipt=receipt,
@@ -870,7 +971,9 @@ class Link:
         else:
             message = self._assembler.feed(deliver, now=now, gsm7_default=self.config.gsm7_default)
             if message is None:
+                deadline = now + self.config.ack_timeout
                 session.waiting_parts[deliver.sequence] = _HeldPart(deliver, deadline)
+                session.unanswered += 1
                 return
             parts = [deliver]
             for sequence in message.sequences:
@@ -883,7 +986,7 @@ class Link:
                     del session.waiting_parts[sequence]
                     parts.append(part.deliver)
             self._counters.mo_received += 1
-            ack = _Ack(link=self, session=session, parts=tuple(parts), deadline=deadline)
+            ack = _Ack(link=self, session=session, parts=tuple(parts), deadline=math.inf)
             item = InboundMo(
                 carrier=self.config.name,
                 source_addr=message.source_addr,
@@ -898,14 +1001,28 @@ class Link:
             self.log.info(
                 "mo_received", msisdn=mask_msisdn(message.source_addr), parts=len(message.sequences)
             )
-        session.held.add(ack)
+        # The parts gathered from waiting_parts are counted already.
+        session.unanswered += 1
         try:
-            self._inbound_send.send_nowait(item)
-        except trio.WouldBlock:
-            # Never block the reader: the item times out to ESME_RX_T_APPN.
-            self.log.warning("inbound_queue_full", sequence=deliver.sequence)
+            try:
+                self._inbound_send.send_nowait(item)
+            except trio.WouldBlock:
+                # Full of items of a closed connection (module docstring).
+                with self._inbound_pause("channel_full"):
+                    await self._inbound_send.send(item)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # Held all the same: answered ESME_RX_T_APPN at ack_timeout.
             self.log.warning("inbound_channel_closed", sequence=deliver.sequence)
+        except BaseException:
+            # Cancelled (the connection closed): never handed out, never answered.
+            ack.done = True
+            self._answered(session, len(ack.parts))
+            raise
+        # The caller's ack_timeout runs from when the item is handed out (the
+        # caller may have acked it already, while the reader waited to send it).
+        if not ack.done:
+            ack.deadline = trio.current_time() + self.config.ack_timeout
+            session.held.add(ack)
 
     # --- timers ---------------------------------------------------------------------
 
@@ -935,14 +1052,25 @@ class Link:
                         )
                 session.close("response_timeout")
                 return
-            for ack in [a for a in session.held if a.deadline <= now]:
+            late = [a for a in session.held if a.deadline <= now]
+            for ack in late:
                 self.log.warning("deliver_sm_ack_timed_out", parts=len(ack.parts))
                 ack.timed_out = True
-                await ack.ack(CommandStatus.ESME_RX_T_APPN)
-            for sequence, part in list(session.waiting_parts.items()):
-                if part.deadline <= now:
-                    # Trade-off (module docstring): answer 0, keep it in the assembler.
+            if late:
+                await _answer_all(late, CommandStatus.ESME_RX_T_APPN)
+            overdue = [
+                (sequence, part)
+                for sequence, part in session.waiting_parts.items()
+                if part.deadline <= now
+            ]
+            if overdue:
+                # Trade-off (module docstring): answer 0, keep it in the assembler.
+                # Out of waiting_parts before the first await: the reader, woken by
+                # the room this frees, may complete their message meanwhile.
+                for sequence, _part in overdue:
                     del session.waiting_parts[sequence]
+                self._answered(session, len(overdue))
+                for sequence, part in overdue:
                     self.log.info("mo_part_answered_incomplete", sequence=sequence)
                     await session.reply(response_for(part.deliver))
             for partial in self._assembler.expire(
@@ -1133,6 +1261,7 @@ class Link:
     def _throttle(self, status: int) -> None:
         now = trio.current_time()
         self._counters.throttled += 1
+        self._throttled_at = now
         if self._paused_until <= now:
             self.log.warning(
                 "link_throttled", status=_status_name(status), pause=self.config.throttle_pause

@@ -134,8 +134,12 @@ class LinkStatistics:
     #: ``stopping`` or ``stopped`` (the least advanced of a TX+RX pair).
     state: str
     bound: bool
+    #: Seconds since ``bound`` last changed (or since ``run()`` started).
+    state_age: float = 0.0
     in_flight: int
     window: int
+    #: The submit cap, submit_sm per second (0: none).
+    throughput: float = 0.0
     submitted: int
     accepted: int
     retry_later: int
@@ -144,6 +148,15 @@ class LinkStatistics:
     #: have accepted them, so a resubmit may duplicate.
     lost_in_flight: int
     reconnects: int
+    #: Binds lost other than by ``stop()``.
+    disconnects: int = 0
     throttled: int
+    #: Seconds since the last throttle pause began (None: never throttled).
+    throttled_ago: float | None = None
     mo_received: int
     receipts_received: int
+    #: deliver_sm read and not yet answered (at most ``max_unacked``).
+    inbound_held: int
+    #: Times the reader stopped reading because ``max_unacked`` were held (or the
+    #: inbound channel was full).
+    inbound_paused: int

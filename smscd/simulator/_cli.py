@@ -3,10 +3,14 @@
     smscd simulate [--host H] [--port P] [--system-id ID] [--password-file PATH]
                    [--control-port P] [--receipt-delay S] [--receipt-stat STAT]
     smscd simulate send --from NUMBER [--to 8079] [--control H:P] [--wait S] TEXT
+    smscd simulate control [--control H:P] [--timeout S] REQUEST
 
 The first prints one line per event (binds, MOs sent, MTs received in full: they are
 the demo) until Ctrl-C or SIGTERM. The second asks a running simulator, through its
 control port, to deliver an MO and prints the first MT sent back to that number.
+The third sends one control request (a JSON object, e.g. ``'{"op": "burst", "n":
+50, "source_addr": "84903{i:06d}", "text": "hello"}'``; ``'{"op": "help"}'`` lists
+them) and prints each answer line.
 The bind password is read from a file, never from the command line, never printed.
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from smscd.simulator._config import SimulatorConfig
-from smscd.simulator._control import ControlError, request_mo
+from smscd.simulator._control import OPS, ControlError, request, request_mo
 from smscd.simulator._receipt import MESSAGE_STATES
 from smscd.simulator._simulator import open_simulator
 from smscd.smpp import CommandStatus
@@ -83,6 +88,18 @@ def describe_event(name: str, fields: Mapping[str, object]) -> str:
             )
         case "unbind_received":
             return f"{session}: unbind received"
+        case "burst_sent":
+            return f"{session}: burst of {fields['n']} MOs written"
+        case "mo_redelivered":
+            return (
+                f"{session}: MO delivered again (attempt {fields['attempt']})"
+                f" -> deliver_sm_resp {_status(fields['status'])}"
+            )
+        case "mo_given_up":
+            return (
+                f"MO given up after {fields['attempts']} deliveries"
+                f" (last answer {_status(fields['status'])})"
+            )
         case "protocol_error":
             return f"{session}: protocol error: {fields['error']}"
         case "connection_closed":
@@ -98,8 +115,12 @@ def _print_event(name: str, fields: Mapping[str, object]) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    ops = "\n".join(f"  {name:24} {summary}" for name, summary in OPS.items())
     parser = argparse.ArgumentParser(
-        prog="smscd simulate", description="Run the bundled SMPP 3.4 SMSC simulator."
+        prog="smscd simulate",
+        description="Run the bundled SMPP 3.4 SMSC simulator.",
+        epilog=f"control port requests (smscd simulate control '{{\"op\": ...}}'):\n{ops}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="SMPP port (default 2775)")
@@ -141,6 +162,22 @@ def _parser() -> argparse.ArgumentParser:
         "--wait", type=float, default=10.0, help="seconds to wait for the reply (default 10)"
     )
     send.add_argument("text", help='the MO text, e.g. "BH MK 0123456789"')
+    control = sub.add_parser(
+        "control",
+        help="send one request to a running simulator's control port",
+        description="Send one JSON request to the control port and print each answer line.",
+        epilog=f"requests:\n{ops}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    control.add_argument(
+        "--control",
+        default=f"127.0.0.1:{DEFAULT_CONTROL_PORT}",
+        help="the simulator's control address (default 127.0.0.1:2776)",
+    )
+    control.add_argument(
+        "--timeout", type=float, default=310.0, help="seconds to wait for the answer (default 310)"
+    )
+    control.add_argument("request", help='a JSON object, e.g. \'{"op": "help"}\'')
     return parser
 
 
@@ -219,13 +256,37 @@ async def _send(args: argparse.Namespace) -> int:
     return 0 if got_reply else 1
 
 
+async def _control(args: argparse.Namespace) -> int:
+    host, port = _split_address(args.control)
+    try:
+        message = json.loads(args.request)
+    except ValueError as exc:
+        print(f"the request is not JSON: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(message, dict):
+        print("the request must be a JSON object", file=sys.stderr)
+        return 2
+    try:
+        with trio.fail_after(args.timeout):
+            last = await request(
+                host, port, message, on_message=lambda m: print(json.dumps(m), flush=True)
+            )
+    except ControlError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except trio.TooSlowError:
+        print(f"the simulator on {args.control} did not answer", file=sys.stderr)
+        return 1
+    return 1 if last.get("event") == "error" else 0
+
+
 def main(argv: list[str]) -> int:
     """Entry point of ``smscd simulate``; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "send":
+    if args.command in ("send", "control"):
         try:
-            return trio.run(_send, args)
+            return trio.run(_send if args.command == "send" else _control, args)
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 2

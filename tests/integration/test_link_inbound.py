@@ -1,9 +1,12 @@
 """Inbound MOs and receipts: acked only by the caller, timed out to ESME_RX_T_APPN,
-multi-part held until the whole message is acked, garbage receipts never lost."""
+multi-part held until the whole message is acked, garbage receipts never lost, and
+flow control: a burst past the window is taken whole, at max_unacked the reader
+pauses (TCP pushes back) and resumes as answers go out."""
 
 from __future__ import annotations
 
 import functools
+import struct
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -25,6 +28,7 @@ from smscd.smpp import (
     NeedData,
     Role,
     Unbind,
+    encode,
     response_for,
 )
 from tests.integration.conftest import wait_until
@@ -325,25 +329,218 @@ async def test_receipts_match_the_submit_id(
             assert link.statistics().receipts_received == 1
 
 
-async def test_full_inbound_channel_does_not_block_the_reader(
+# --- flow control: bursts past the window, max_unacked ----------------------------
+
+
+async def _receive_n(link: Link, n: int) -> list[InboundMo]:
+    return [await _receive_mo(link) for _ in range(n)]
+
+
+def _nothing_more(link: Link) -> bool:
+    try:
+        link.inbound().receive_nowait()
+    except trio.WouldBlock:
+        return True
+    return False
+
+
+async def test_burst_past_the_window_is_delivered_whole_and_acked(
     link_config: MakeLinkConfig, open_link: OpenLink
 ) -> None:
-    statuses: list[int] = []
-    with trio.fail_after(5), capture_logs() as logs:
+    with trio.fail_after(10), capture_logs() as logs:
+        async with open_simulator() as sim, open_link(link_config(sim, window=2)) as link:
+            await link.wait_bound()
+            burst = await sim.burst(60, source="84903{i:06d}", text="BH MK 55{i:08d}")
+            items = await _receive_n(link, 60)
+            assert [(mo.source_addr, mo.text) for mo in items] == [
+                (f"84903{i:06d}", f"BH MK 55{i:08d}") for i in range(60)
+            ]
+            assert link.statistics().inbound_held == 60
+            assert burst.responses == []  # nothing answered before the caller says so
+            await ack_all(items, 0)
+            responses = await burst.wait_answered()
+            assert sorted((r.index, r.status) for r in responses) == [(i, 0) for i in range(60)]
+            stats = link.statistics()
+            assert (stats.inbound_held, stats.inbound_paused, stats.mo_received) == (0, 0, 60)
+    assert not any(e["event"] == "inbound_paused" for e in logs)
+
+
+async def test_reader_pauses_at_max_unacked_and_resumes_on_acks(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    with trio.fail_after(10), capture_logs() as logs:
         async with open_simulator() as sim:
-            config = link_config(sim, window=1, ack_timeout=0.5)
+            config = link_config(sim, max_unacked=5, ack_timeout=30.0)
             async with open_link(config) as link:
                 await link.wait_bound()
+                burst = await sim.burst(12, source="84903{i:06d}")
+                first = await _receive_n(link, 5)
+                await wait_until(lambda: link.statistics().inbound_paused == 1)
+                # Paused: the reader reads nothing, not even an enquire_link.
+                assert not await sim.send_enquire_link(answer_within=0.2)
+                assert _nothing_more(link)
+                assert link.statistics().inbound_held == 5
+                assert burst.responses == []
+                await ack_all(first)
+                second = await _receive_n(link, 5)
+                await wait_until(lambda: link.statistics().inbound_paused == 2)
+                assert _nothing_more(link)
+                await ack_all(second)
+                third = await _receive_n(link, 2)
+                await ack_all(third)
+                responses = await burst.wait_answered()
+                assert sorted((r.index, r.status) for r in responses) == [(i, 0) for i in range(12)]
+                assert [mo.source_addr for mo in first + second + third] == [
+                    f"84903{i:06d}" for i in range(12)
+                ]
+                assert await sim.send_enquire_link(answer_within=1.0)
+                assert link.statistics().inbound_held == 0
+                assert link.statistics().inbound_paused == 2
+    paused = [e for e in logs if e["event"] == "inbound_paused"]
+    assert [(e["reason"], e["held"], e["max_unacked"]) for e in paused] == [
+        ("max_unacked", 5, 5)
+    ] * 2
+    assert sum(e["event"] == "inbound_resumed" for e in logs) == 2
+    assert not any(e["event"] == "deliver_sm_ack_timed_out" for e in logs)
 
-                async def inject(n: int) -> None:
-                    statuses.append(await sim.inject_mo(f"8432712{n:04d}"))
+
+async def test_consumer_that_never_acks_gets_rx_t_appn(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    with trio.fail_after(10), capture_logs() as logs:
+        async with open_simulator() as sim:
+            config = link_config(sim, max_unacked=3, ack_timeout=0.3)
+            async with open_link(config) as link:
+                await link.wait_bound()
+                burst = await sim.burst(7, source="84903{i:06d}")
+                # Read but never acked: each round times out, the reader resumes.
+                items = await _receive_n(link, 7)
+                responses = await burst.wait_answered()
+                assert {r.status for r in responses} == {CommandStatus.ESME_RX_T_APPN}
+                assert len({mo.source_addr for mo in items}) == 7
+                assert link.statistics().inbound_paused == 2
+    assert sum(e["event"] == "deliver_sm_ack_timed_out" for e in logs) == 7
+
+
+async def test_consumer_that_stops_reading_pushes_back_without_late_answers(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    with trio.fail_after(10), capture_logs() as logs:
+        async with open_simulator() as sim:
+            config = link_config(sim, max_unacked=2, ack_timeout=0.3)
+            async with open_link(config) as link:
+                await link.wait_bound()
+                burst = await sim.burst(4, source="84903{i:06d}")
+                # Nobody reads the channel: the first two time out, which frees
+                # room; the third then waits for room in the channel itself.
+                await wait_until(lambda: link.statistics().inbound_paused == 2)
+                await trio.sleep(0.6)  # twice ack_timeout: the third is not answered
+                assert sorted((r.index, r.status) for r in burst.responses) == [
+                    (0, CommandStatus.ESME_RX_T_APPN),
+                    (1, CommandStatus.ESME_RX_T_APPN),
+                ]
+                stale = await _receive_n(link, 2)
+                await ack_all(stale)  # too late: already answered
+                fresh = await _receive_n(link, 2)
+                assert [mo.source_addr for mo in stale + fresh] == [
+                    f"84903{i:06d}" for i in range(4)
+                ]
+                await ack_all(fresh)
+                responses = await burst.wait_answered()
+                assert sorted((r.index, r.status) for r in responses)[2:] == [(2, 0), (3, 0)]
+    paused = [e["reason"] for e in logs if e["event"] == "inbound_paused"]
+    # (the fourth may wait for channel room too, as the consumer catches up)
+    assert paused[:2] == ["max_unacked", "channel_full"]
+    assert set(paused[2:]) <= {"channel_full"}
+    assert sum(e["event"] == "deliver_sm_ack_late" for e in logs) == 2
+
+
+async def test_disconnect_ends_a_paused_reader_and_nothing_is_lost(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    with trio.fail_after(10), capture_logs() as logs:
+        async with open_simulator() as sim:
+            sim.redeliver_refused(2.0)  # after the link has bound again
+            config = link_config(sim, max_unacked=2, ack_timeout=0.5)
+            async with open_link(config) as link:
+                await link.wait_bound()
+                burst = await sim.burst(5, source="84903{i:06d}")
+                early = await _receive_n(link, 2)
+                await wait_until(lambda: link.statistics().inbound_paused == 1)
+                await sim.drop_connections()
+                assert [r.status for r in await burst.wait_answered()] == [None] * 5
+                # Nobody acks: the ESME_RX_T_APPN at ack_timeout is the first write
+                # to the dead connection; it fails, the session (and the wait) ends.
+                await wait_until(lambda: link.statistics().reconnects == 1)
+                await wait_until(lambda: link.statistics().bound)
+                assert link.statistics().inbound_held == 0
+                await ack_all(early)  # too late: logged, no crash
+                # The SMSC delivers all five again and the new connection takes
+                # them (after up to two read from the dead one before it closed,
+                # whose acks can only be dropped).
+                sources: list[str] = []
+
+                async def consume() -> None:
+                    while True:
+                        mo = await _receive_mo(link)
+                        sources.append(mo.source_addr)
+                        await mo.ack()
 
                 async with trio.open_nursery() as nursery:
-                    for n in range(3):
-                        nursery.start_soon(inject, n)
-                    await wait_until(lambda: any(e["event"] == "inbound_queue_full" for e in logs))
-                    # Nobody reads the channel, yet enquire_link is answered at once.
-                    with trio.fail_after(0.3):
-                        assert await sim.send_enquire_link()
-                # Nothing acked: each MO went back to the SMSC for redelivery.
-                assert statuses == [CommandStatus.ESME_RX_T_APPN] * 3
+                    nursery.start_soon(consume)
+                    assert await sim.wait_deliver_responses(5) == [0] * 5
+                    nursery.cancel_scope.cancel()
+                assert sorted(set(sources)) == [f"84903{i:06d}" for i in range(5)]
+                assert sim.mo_redeliveries == 5
+                assert link.statistics().inbound_held == 0
+    events = [e["event"] for e in logs]
+    assert events.count("deliver_sm_ack_timed_out") == 2
+    assert events.count("deliver_sm_ack_late") == 2
+
+
+async def test_multipart_parts_count_and_never_deadlock_the_reader(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    with trio.fail_after(10), capture_logs() as logs:
+        async with open_scripted_smsc() as smsc:
+            config = link_config(smsc.port, max_unacked=2, ack_timeout=0.3)
+            async with open_link(config) as link:
+                await link.wait_bound()
+                sequences = [
+                    await smsc.deliver(**_part(1, 3, b"BH")),
+                    await smsc.deliver(**_part(2, 3, b" MK ")),
+                    await smsc.deliver(**_part(3, 3, b"0123456789")),
+                ]
+                await wait_until(lambda: link.statistics().inbound_paused == 1)
+                assert link.statistics().inbound_held == 2  # two parts wait for the third
+                # The waiting parts are answered 0 at ack_timeout (the trade-off),
+                # which frees room for the third: the message is whole.
+                mo = await _receive_mo(link)
+                assert (mo.text, mo.parts) == ("BH MK 0123456789", 3)
+                assert link.statistics().inbound_held == 1
+                await mo.ack()
+                responses = await smsc.wait_responses(3)
+                assert link.statistics().inbound_held == 0
+    assert responses == dict.fromkeys(sequences, 0)
+    assert sum(e["event"] == "mo_part_answered_incomplete" for e in logs) == 2
+
+
+async def test_malformed_deliver_sm_is_nacked_and_the_bind_survives(
+    link_config: MakeLinkConfig, open_link: OpenLink
+) -> None:
+    with trio.fail_after(5):
+        async with open_simulator() as sim, open_link(link_config(sim)) as link:
+            await link.wait_bound()
+            good = encode(DeliverSm(sequence=1, source_addr=MSISDN, short_message=b"BH MK"))
+            body = good[16:25]
+            truncated = struct.pack(">IIII", 16 + len(body), 0x00000005, 0, 31337) + body
+            status = await sim.send_raw(truncated)
+            assert status is not None
+            assert status != 0
+            assert _nothing_more(link)
+            assert link.statistics().bound
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sim.inject_mo)
+                mo = await _receive_mo(link)
+                await mo.ack()
+            assert sim.deliver_responses == [0]

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import pytest
 import trio
 
 from smscd.simulator import Simulator, SimulatorConfig, main, open_simulator
-from smscd.smpp import BindMode, BindResp, DeliverSm, SubmitSmResp
+from smscd.smpp import BindMode, BindResp, CommandStatus, DeliverSm, SubmitSmResp
 from tests.simulator.esme import DEFAULT_PASSWORD, MiniEsme, open_esme
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
-
-    import pytest
 
 TIMEOUT = 10.0
 REPLY = "Cap lai mat khau thanh cong. Tai khoan: 0123456789/Mat khau: 482913"
@@ -242,3 +243,153 @@ async def test_foreground_simulator_process(tmp_path: Path) -> None:
             await lines.until("SIGTERM: stopping")
             assert await process.wait() == 0
             assert not any("s3cr3t" in line for line in lines.seen)
+
+
+# --- the control port's fault requests ------------------------------------------
+
+
+async def control_exchange(port: int, request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Send one control request; the answer lines up to the first final one."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(json.dumps(request).encode() + b"\n")
+        lines = _Lines(stream)
+        answers: list[dict[str, Any]] = []
+        while True:
+            answer = json.loads(await lines.until("event"))
+            lines.seen.clear()
+            answers.append(answer)
+            if answer["event"] not in ("mo_accepted", "burst_sent"):
+                return answers
+
+
+@asynccontextmanager
+async def control_sim_and_esme() -> AsyncIterator[tuple[Simulator, int, MiniEsme]]:
+    async with control_sim() as sim, open_esme(sim.port) as esme:
+        assert sim.control_port is not None
+        response = await esme.bind()
+        assert isinstance(response, BindResp)
+        assert response.command_status == 0
+        yield sim, sim.control_port, esme
+
+
+async def test_control_burst_reports_every_answer() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with control_sim_and_esme() as (_, port, esme):
+            esme.deliver_status = CommandStatus.ESME_RX_T_APPN
+            sent, answered = await control_exchange(
+                port,
+                {"op": "burst", "n": 5, "source_addr": "+84903{i:06d}", "text": "hello {i}"},
+            )
+            assert sent == {"event": "burst_sent", "n": 5, "written": True}
+            assert answered["event"] == "burst_answered"
+            assert (answered["n"], answered["answered"], answered["complete"]) == (5, 5, True)
+            assert answered["statuses"] == [CommandStatus.ESME_RX_T_APPN] * 5
+            assert all(0 <= seconds < TIMEOUT for seconds in answered["seconds"])
+            delivered = [r for r in esme.requests if isinstance(r, DeliverSm)]
+            assert [(d.source_addr, d.source_addr_ton, d.short_message) for d in delivered] == [
+                (f"84903{i:06d}", 1, f"hello {i}".encode()) for i in range(5)
+            ]
+
+
+async def test_control_burst_without_answers_within_wait() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with control_sim_and_esme() as (_, port, esme):
+            esme.deliver_status = None
+            request = {"op": "burst", "n": 2, "source_addr": "0903000001", "text": "x", "wait": 0.2}
+            _, answered = await control_exchange(port, request)
+            assert answered["statuses"] == [None, None]
+            assert (answered["answered"], answered["complete"]) == (0, False)
+            assert {r.source_addr_ton for r in esme.requests if isinstance(r, DeliverSm)} == {0}
+
+
+async def test_control_fault_settings_and_statistics() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with control_sim_and_esme() as (sim, port, esme):
+            ok = [{"event": "ok"}]
+            assert (
+                await control_exchange(port, {"op": "delay_submit_responses", "seconds": 0.3}) == ok
+            )
+            start = trio.current_time()
+            response = await esme.submit()
+            assert isinstance(response, SubmitSmResp)
+            assert trio.current_time() - start >= 0.3
+            request = {"op": "redeliver_refused", "after_s": 0.05, "max_attempts": 2}
+            assert await control_exchange(port, request) == ok
+            esme.deliver_status = CommandStatus.ESME_RX_T_APPN
+            assert await sim.inject_mo() == CommandStatus.ESME_RX_T_APPN
+            await esme.wait_requests(DeliverSm, 2)
+            [stats] = await control_exchange(port, {"op": "statistics"})
+            assert stats == {
+                "event": "statistics",
+                "sessions": 1,
+                "submitted": 1,
+                "max_outstanding_submits": 1,
+                "deliver_responses": 2,
+                "mo_redeliveries": 1,
+            }
+            assert await control_exchange(port, {"op": "redeliver_refused", "after_s": None}) == ok
+            await sim.inject_mo()
+            await trio.sleep(0.2)
+            assert sim.mo_redeliveries == 1
+            [error] = await control_exchange(port, {"op": "delay_submit_responses", "seconds": -1})
+            assert error == {
+                "event": "error",
+                "message": "'seconds' must be a number from 0 to 300",
+            }
+
+
+async def test_control_send_raw() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with control_sim_and_esme() as (_, port, esme):
+            pdu = struct.pack(">IIII", 16, 0x00000999, 0, 4242).hex()
+            assert await control_exchange(port, {"op": "send_raw", "pdu": pdu}) == [
+                {"event": "raw_answered", "status": CommandStatus.ESME_RINVCMDID}
+            ]
+            esme.answer_enquire_link = False
+            silent = struct.pack(">IIII", 16, 0x00000015, 0, 4243).hex()
+            assert await control_exchange(port, {"op": "send_raw", "pdu": silent, "wait": 0.1}) == [
+                {"event": "raw_answered", "status": None}
+            ]
+            [error] = await control_exchange(port, {"op": "send_raw", "pdu": "zz"})
+            assert error["event"] == "error"
+            assert error["message"].startswith("'pdu' must be hex octets")
+
+
+async def test_control_help_lists_every_request(capsys: pytest.CaptureFixture[str]) -> None:
+    ops = [
+        "inject_mo",
+        "burst",
+        "delay_submit_responses",
+        "redeliver_refused",
+        "send_raw",
+        "statistics",
+        "help",
+    ]
+    with trio.fail_after(TIMEOUT):
+        async with control_sim() as sim:
+            assert sim.control_port is not None
+            [answer] = await control_exchange(sim.control_port, {"op": "help"})
+            assert answer["event"] == "help"
+            assert list(answer["ops"]) == ops
+            [unknown] = await control_exchange(sim.control_port, {"op": "nope"})
+            assert unknown["message"] == f"unknown op 'nope' (ops: {', '.join(ops)})"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    usage = capsys.readouterr().out
+    assert all(f"\n  {op} " in usage for op in ops)
+
+
+async def test_control_command_prints_each_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(TIMEOUT):
+        async with control_sim_and_esme() as (_, port, _esme):
+            address = f"127.0.0.1:{port}"
+            request = '{"op": "burst", "n": 1, "source_addr": "84903000001", "text": "hi"}'
+            assert await run_main(["control", "--control", address, request]) == 0
+            sent, answered = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+            assert sent == {"event": "burst_sent", "n": 1, "written": True}
+            assert answered["statuses"] == [0]
+            assert await run_main(["control", "--control", address, '{"op": "nope"}']) == 1
+            assert '"event": "error"' in capsys.readouterr().out
+            assert await run_main(["control", "--control", address, "[1]"]) == 2
+            assert capsys.readouterr().err == "the request must be a JSON object\n"
