@@ -2,8 +2,10 @@
 and a last processor that guarantees what must never be logged is not (G3).
 
 Masking is a processor, not a convention: whatever a call site binds under
-``msisdn``, ``source_addr``, ``destination_addr`` or ``phone`` is masked as
-``0327xxx686``; ``short_message``, ``text``, ``body``, ``password`` and anything
+``msisdn``, ``source_addr``, ``destination_addr``, ``phone`` or ``sender`` is
+masked by ``smscd.numbers.mask_msisdn`` (``0327xxx686`` for a Vietnamese
+mobile; a short code or a sender name stays, anything else keeps only its last
+3 characters); ``short_message``, ``text``, ``body``, ``password`` and anything
 ending in ``password`` are dropped. Call sites should still bind masked values
 (``msisdn=mask_msisdn(addr)``); the processor is the safety net.
 
@@ -36,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import structlog
 
-from smscd.reset import mask_msisdn
+from smscd.numbers import mask_msisdn
 
 if TYPE_CHECKING:
     from collections.abc import MutableMapping
@@ -87,9 +89,13 @@ def mask_fields(
         if action == _DROP:
             del event_dict[key]
         elif action == _MASK:
+            # mask_msisdn is idempotent: a value a call site masked already
+            # stays as it is, and a raw one is masked whatever it contains.
             value = event_dict[key]
-            if isinstance(value, str) and "xxx" not in value:
+            if isinstance(value, str):
                 event_dict[key] = mask_msisdn(value)
+            elif isinstance(value, int) and not isinstance(value, bool):
+                event_dict[key] = mask_msisdn(str(value))
     return event_dict
 
 
@@ -240,11 +246,17 @@ def _use_buffer(out: TextIO) -> LineBuffer:
 
 
 def configure_logging(
-    *, format: str = "auto", level: str = "info", stream: TextIO | None = None
+    *,
+    format: str = "auto",
+    level: str = "info",
+    stream: TextIO | None = None,
+    sink: structlog.typing.Processor | None = None,
 ) -> None:
     """Configure structlog for the process. ``format`` is json, console or auto
     (console on a terminal, JSON otherwise). Lines reach ``stream`` (stdout by
-    default) within ``FLUSH_DELAY`` seconds, or at once with :func:`flush_logs`."""
+    default) within ``FLUSH_DELAY`` seconds, or at once with :func:`flush_logs`.
+    ``sink`` is a processor that sees every event after the masking (the
+    status page's last warnings) and returns it unchanged."""
     out = stream if stream is not None else sys.stdout
     use_console = format == "console" or (format == "auto" and out.isatty())
     renderer: structlog.typing.Processor = (
@@ -257,6 +269,7 @@ def configure_logging(
             add_timestamp,
             structlog.processors.format_exc_info,
             mask_fields,
+            *([sink] if sink is not None else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

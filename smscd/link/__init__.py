@@ -9,11 +9,15 @@ async with trio.open_nursery() as nursery:
         await item.ack()                    # the deliver_sm_resp goes out now
     await ack_all(items, status)            # many at once: one write per connection
     await link.stop()
+
+FlushWriter is the group-commit writer of one SMPP connection; the simulator
+writes through it too.
 """
 
 from __future__ import annotations
 
 from smscd.link._config import BindKind, LinkConfig
+from smscd.link._flush import FlushWriter, Outgoing
 from smscd.link._link import Link, ack_all
 from smscd.link._types import (
     Accepted,
@@ -32,6 +36,7 @@ __all__ = [
     "Accepted",
     "AckHandle",
     "BindKind",
+    "FlushWriter",
     "InboundItem",
     "InboundMo",
     "InboundReceipt",
@@ -39,6 +44,7 @@ __all__ = [
     "LinkConfig",
     "LinkStatistics",
     "OutboundSm",
+    "Outgoing",
     "Rejected",
     "RetryLater",
     "SubmitResult",

@@ -7,14 +7,15 @@ start-up or on SIGHUP, never at send time:
 
 * ASCII only (the service's published texts are Vietnamese without diacritics);
 * printable, or a line feed;
-* none of ``@ _ $ ` { } [ ] ~ ^ \\ |`` outside the placeholders: ``@ _ $`` sit
-  at non-ASCII code points of the GSM-7 default alphabet and ```` ` ```` is not
-  in it at all (smpplib's table maps some of them wrongly), and the others come
-  from the extension table and cost two septets each;
 * exactly the right placeholders: ``reset_ok`` holds ``{code}`` and
   ``{password}``, the others none;
-* at most 160 characters once filled with a 10-digit code and a 6-digit password
-  (every allowed character is one septet, so characters are septets).
+* outside the placeholders, only characters GSM 03.38 and ASCII encode alike
+  (``smscd.gsm7.first_not_ascii_alike``), so the reply reads the same on an
+  SMSC that takes data_coding 0 as ASCII: none of ``@ _ $`` (elsewhere in the
+  GSM-7 alphabet), ```` ` ```` (not in it) or ``{ } [ ] ~ ^ \\ |`` (extension
+  characters, two septets each);
+* at most 160 septets once filled with a 10-digit code and a 6-digit password
+  (``smscd.gsm7.septets``; every allowed character is one septet).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import TYPE_CHECKING, Any, assert_never
 
 import attrs
 
-from smscd.store import Outcome
+from smscd.gsm7 import first_not_ascii_alike, septets
+from smscd.reset._domain import Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -62,7 +64,6 @@ _PLACEHOLDERS: Mapping[str, tuple[str, ...]] = {
 }
 #: What the length check fills the placeholders with.
 _SAMPLE = {"code": "0" * 10, "password": "0" * 6}
-_FORBIDDEN = "@_$`{}[]~^\\|"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]*)\}")
 
 
@@ -99,10 +100,10 @@ def _problem(key: str, value: object) -> str | None:
     if unexpected:
         return f"must not contain {{{unexpected[0]}}}"
     bare = _PLACEHOLDER.sub("", value)
-    for ch in _FORBIDDEN:
-        if ch in bare:
-            return f"must not contain {ch!r} (not safe in GSM-7)"
-    length = len(_fill(value, _SAMPLE))
+    unsafe = first_not_ascii_alike(bare)
+    if unsafe is not None:
+        return f"must not contain {bare[unsafe]!r} (not safe in GSM-7)"
+    length = septets(_fill(value, _SAMPLE))
     if length > MAX_SMS_CHARS:
         return f"must be at most {MAX_SMS_CHARS} characters once filled (is {length})"
     return None

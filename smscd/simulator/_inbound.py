@@ -35,10 +35,11 @@ import trio
 
 from smscd.simulator._errors import SimulatorError
 from smscd.simulator._hub import TEMPORARY_STATUSES
-from smscd.simulator._session import Outgoing, Pending, RawPending
+from smscd.simulator._session import Pending, RawPending
 from smscd.smpp import DeliverSm, LocalProtocolError, encode_gsm7
 
 if TYPE_CHECKING:
+    from smscd.link import Outgoing
     from smscd.simulator._hub import Hub
     from smscd.simulator._session import Session
     from smscd.smpp import Response
@@ -259,9 +260,9 @@ class InboundSide:
                 record.written_at = trio.current_time()
         except BaseException:
             # Cancelled before the flush took them: take back what is still queued.
+            target.unqueue(item for _sequence, item in queued)
             for sequence, item in queued:
                 if not item.taken:
-                    target.outgoing.remove(item)
                     target.pending.pop(sequence, None)
             raise
         for sequence, item in queued:

@@ -111,9 +111,8 @@ class ConnectionServer:
                 await self._handle(session, event)
                 if session.closed:
                     return "closed by simulator"
-            if session.outgoing:
-                # The answers queued while handling this read, in one write.
-                await session.written(session.outgoing[-1])
+            # The answers queued while handling this read, in one write.
+            await session.flush()
             if not data:
                 return "closed by peer"
 

@@ -2,14 +2,17 @@
 
 A ``Session`` is a ``smscd.smpp.Connection`` in the SMSC role (it decides which PDU
 is legal in which bind state), the stream, the slots its own requests wait in, and
-one queue through which every write goes.
+one writer through which every write goes.
 
-Writes are group-committed: whoever writes while no flush runs becomes the flusher
-and, after one pass of the scheduler (so the others writing in that pass join in),
-encodes the whole queue with ``Connection.send`` and writes it with one
-``send_all``; the others wait for that flush to end. So the core's idea of the
-order is the order on the wire, one flush at a time. Raw bytes (garbage, hand-made
-PDUs) go through the same queue without the core.
+The writer is the link's group-flush writer (``smscd.link.FlushWriter``):
+whoever writes while no flush runs becomes the flusher and, after one pass of the
+scheduler (so the others writing in that pass join in), encodes the whole queue
+with ``Connection.send`` and writes it with one ``send_all``; the others wait for
+that flush to end. So the core's idea of the order is the order on the wire, one
+flush at a time. Raw bytes (garbage, hand-made PDUs) go through the same queue
+without the core. A write has no timeout (an ESME may take its time to read a
+burst) and a failed one closes the session; the session's methods say whether a
+write reached the wire rather than raise.
 
 Requests the SMSC sends park a ``Pending`` slot keyed by sequence number; the
 reader fills it when the response arrives, or ``close()`` fills it with ``None``.
@@ -27,17 +30,17 @@ from typing import TYPE_CHECKING, Final
 import attrs
 import trio
 
-from smscd.smpp import BindMode, Connection, LocalProtocolError, Role
+from smscd.link import FlushWriter, Outgoing
+from smscd.smpp import BindMode, Connection, Role, SmppError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from smscd.smpp import EnquireLink, Event, Response, Unbind
 
 __all__ = [
     "RESPONSE_BIT",
     "HeaderTap",
-    "Outgoing",
     "Pending",
     "RawPending",
     "Session",
@@ -93,20 +96,6 @@ class HeaderTap:
 
 
 @attrs.define(eq=False)
-class Outgoing:
-    """One event (or raw bytes) in a session's write queue."""
-
-    payload: Event | bytes
-    #: Called when a flush takes it, just before its bytes go to send_all.
-    on_taken: Callable[[], None] | None = None
-    #: Taken by a flush (encoded or refused, and handed to send_all).
-    taken: bool = False
-    #: The flush that took it is over; ``written`` says whether it reached the wire.
-    done: bool = False
-    written: bool = False
-
-
-@attrs.define(eq=False)
 class Pending:
     """The slot a request of ours waits in for its response (``None``: the
     connection closed first). ``on_resolve`` hears the outcome as it comes, for
@@ -155,10 +144,7 @@ class Session:
         self.id = session_id
         self.stream = stream
         self.conn = Connection(Role.SMSC)
-        self.outgoing: list[Outgoing] = []
-        #: A flush is running (one at a time); its end sets ``flushed``.
-        self.flushing = False
-        self.flushed = trio.Event()
+        self.writer = FlushWriter(stream, self.conn, on_failure=self.close)
         #: deliver_sm this session keeps unanswered at most (bursts bypass it).
         self.deliver_window = trio.Semaphore(deliver_window)
         self.mode: BindMode | None = None
@@ -206,13 +192,21 @@ class Session:
     def queue(
         self, payload: Event | bytes, *, on_taken: Callable[[], None] | None = None
     ) -> Outgoing:
-        """Queue ``payload`` for the next flush."""
-        item = Outgoing(payload=payload, on_taken=on_taken)
+        """Queue ``payload`` for the next flush (on a closed session: an item
+        already done, never written)."""
         if self.closed:
-            item.taken = item.done = True
-        else:
-            self.outgoing.append(item)
-        return item
+            return Outgoing(
+                payload=payload,
+                on_taken=on_taken,
+                taken=True,
+                done=True,
+                error=trio.ClosedResourceError("the session is closed"),
+            )
+        return self.writer.enqueue(payload, on_taken=on_taken)
+
+    def unqueue(self, items: Iterable[Outgoing]) -> None:
+        """Take back every item of ``items`` no flush has taken yet."""
+        self.writer.discard_all(items)
 
     async def send(self, payload: Event | bytes) -> bool:
         """Encode (events) and write ``payload``; False when the session can no
@@ -222,60 +216,16 @@ class Session:
         return await self.written(self.queue(payload))
 
     async def written(self, item: Outgoing) -> bool:
-        """Wait until the flush that takes ``item`` is over; whether it was written."""
-        try:
-            while not item.done:
-                if self.flushing:
-                    await self.flushed.wait()
-                    continue
-                self.flushing = True
-                try:
-                    # One pass of the scheduler: the others writing now join this batch.
-                    await trio.lowlevel.cancel_shielded_checkpoint()
-                    await self._flush()
-                finally:
-                    self.flushing = False
-                    self.flushed.set()
-                    self.flushed = trio.Event()
-        except BaseException:
-            if not item.taken:
-                self.outgoing.remove(item)
-            raise
+        """Wait until the flush that takes ``item`` is over; whether it was written
+        (False: the core refused it, or the connection failed)."""
+        with contextlib.suppress(SmppError, trio.BrokenResourceError, trio.ClosedResourceError):
+            await self.writer.written(item)
         return item.written
 
-    async def _flush(self) -> None:
-        batch, self.outgoing = self.outgoing, []
-        now = trio.current_time()
-        chunks: list[bytes] = []
-        encoded: list[Outgoing] = []
-        for item in batch:
-            item.taken = True
-            if item.on_taken is not None:
-                item.on_taken()
-            if isinstance(item.payload, bytes):
-                chunks.append(item.payload)
-                encoded.append(item)
-                continue
-            try:
-                chunks.append(self.conn.send(item.payload, now=now))
-            except LocalProtocolError:
-                continue  # the bind state moved on (e.g. unbound) while this waited
-            encoded.append(item)
-        try:
-            if chunks:
-                await self.stream.send_all(b"".join(chunks))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.conn.send_failed()
-            self.close()
-        except BaseException:
-            self.conn.send_failed()
-            raise
-        else:
-            for item in encoded:
-                item.written = True
-        finally:
-            for item in batch:
-                item.done = True
+    async def flush(self) -> None:
+        """Write whatever is queued now and wait for it."""
+        if self.writer.queued:
+            await self.written(self.writer.queued[-1])
 
     async def request(self, event: Unbind | EnquireLink) -> Pending | None:
         """Send a request of ours; its slot, or None when it could not be written."""

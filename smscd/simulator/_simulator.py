@@ -10,9 +10,9 @@ nursery and so closes every connection.
 The simulator is built by role, each module with one job:
 
 * ``_session``: one connection -- a ``smscd.smpp.Connection`` in the SMSC role,
-  its group-flush writer (one ``send_all`` for whatever was queued meanwhile),
-  the slots the SMSC's own requests wait in, and the header tap that sees the
-  answers to hand-made PDUs;
+  its writer (the link's group-flush ``smscd.link.FlushWriter``: one
+  ``send_all`` for whatever was queued meanwhile), the slots the SMSC's own
+  requests wait in, and the header tap that sees the answers to hand-made PDUs;
 * ``_serve``: the reader task of each connection -- binds, enquire_link, unbind,
   responses, and submit_sm handed to the submit side;
 * ``_submit``: the submit side -- accept or refuse, number, answer now or late,

@@ -11,10 +11,12 @@ NUL character becomes U+FFFD too).
 
 data_coding 0 is the SMSC default alphabet. In SMPP that is nearly always GSM 03.38
 *unpacked* (one septet per octet, ``0x1B`` escaping into the extension table), but
-some SMSCs use ASCII/Latin-1 instead: ``gsm7_default`` chooses, per carrier. An
-unknown escape shows the base character (3GPP TS 23.038 §6.2.1.1); a lone trailing
-escape becomes a space. The 0xF0-0xFF "message class" group is honoured (bit 2:
-8-bit data, else GSM 7-bit); any other unknown value is decoded as Latin-1.
+some SMSCs use ASCII/Latin-1 instead: ``gsm7_default`` chooses, per carrier. The
+GSM 03.38 tables, the encoder and the decoder (an unknown escape shows the base
+character, a lone trailing escape a space) are the leaf module ``smscd.gsm7``,
+which the reset pipeline's template checks use too. The 0xF0-0xFF "message
+class" group is honoured (bit 2: 8-bit data, else GSM 7-bit); any other unknown
+value is decoded as Latin-1.
 
 Long messages arrive in parts, tied together either by a user data header
 (esm_class UDHI bit 0x40; information element 0x00 with an 8-bit reference or 0x08
@@ -32,6 +34,8 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from smscd.gsm7 import Gsm7Error, decode_gsm7, is_gsm7
+from smscd.gsm7 import encode_gsm7 as _encode_gsm7
 from smscd.smpp._errors import LocalProtocolError
 
 if TYPE_CHECKING:
@@ -48,40 +52,6 @@ __all__ = [
     "split_udh",
 ]
 
-# fmt: off
-_GSM_BASIC: Final = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"
-    " !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
-    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-# fmt: on
-assert len(_GSM_BASIC) == 128
-_GSM_EXTENSION: Final = {
-    0x0A: "\f",
-    0x14: "^",
-    0x28: "{",
-    0x29: "}",
-    0x2F: "\\",
-    0x3C: "[",
-    0x3D: "~",
-    0x3E: "]",
-    0x40: "|",
-    0x65: "€",
-}
-_ESC: Final = 0x1B
-_GSM_ENCODE: Final[dict[str, bytes]] = {
-    **{ch: bytes([code]) for code, ch in enumerate(_GSM_BASIC) if code != _ESC},
-    **{ch: bytes([_ESC, code]) for code, ch in _GSM_EXTENSION.items()},
-}
-
-#: The octets (and ASCII characters) that GSM 03.38 and ASCII read alike: letters,
-#: digits, space, LF, CR and most punctuation. A text made only of these encodes
-#: and decodes as plain ASCII, without the per-character tables.
-_SAME_AS_ASCII: Final = bytes(
-    code for code, ch in enumerate(_GSM_BASIC) if ord(ch) == code and code != _ESC
-)
-
 #: Optional parameter tags used here.
 TAG_SAR_MSG_REF_NUM: Final = 0x020C
 TAG_SAR_TOTAL_SEGMENTS: Final = 0x020E
@@ -91,34 +61,13 @@ TAG_MESSAGE_PAYLOAD: Final = 0x0424
 _UDHI: Final = 0x40
 
 
-def _decode_gsm7(payload: bytes) -> str:
-    if not payload.translate(None, _SAME_AS_ASCII):
-        return payload.decode("ascii")  # the common case, by the fast path
-    out: list[str] = []
-    escaped = False
-    for octet in payload:
-        if octet > 0x7F:
-            out.append("\ufffd")
-            escaped = False
-        elif escaped:
-            out.append(_GSM_EXTENSION.get(octet, _GSM_BASIC[octet]))
-            escaped = False
-        elif octet == _ESC:
-            escaped = True
-        else:
-            out.append(_GSM_BASIC[octet])
-    if escaped:
-        out.append(" ")
-    return "".join(out)
-
-
 def decode_short_message(data_coding: int, payload: bytes, *, gsm7_default: bool = True) -> str:
     """Decode message bytes by data_coding; never raises (see module docstring)."""
     payload = bytes(payload)
     # 0xF0-0xFF: the message class group, GSM 7-bit unless bit 2 says 8-bit data.
     in_class_group = 0xF0 <= data_coding <= 0xFF and not data_coding & 0x04
     if gsm7_default if data_coding == 0x00 else in_class_group:
-        return _decode_gsm7(payload)  # GSM 03.38 has no NUL: 0x00 is "@"
+        return decode_gsm7(payload)  # GSM 03.38 has no NUL: 0x00 is "@"
     if data_coding in (0x00, 0x01):
         text = payload.decode("ascii", "replace")
     elif data_coding == 0x08:
@@ -130,23 +79,15 @@ def decode_short_message(data_coding: int, payload: bytes, *, gsm7_default: bool
 
 
 def encode_gsm7(text: str) -> bytes:
-    """GSM 03.38 unpacked septets (data_coding 0); extension characters take two.
+    """GSM 03.38 unpacked septets (data_coding 0); extension characters take two
+    (``smscd.gsm7``, the one GSM-7 table).
 
     Raises LocalProtocolError naming the first character outside GSM 03.38.
     """
-    if text.isascii():
-        raw = text.encode("ascii")
-        if not raw.translate(None, _SAME_AS_ASCII):
-            return raw  # the common case, by the fast path
     try:
-        return b"".join([_GSM_ENCODE[ch] for ch in text])
-    except KeyError as exc:
-        raise LocalProtocolError(f"character {exc.args[0]!r} is not in GSM 03.38") from None
-
-
-def is_gsm7(text: str) -> bool:
-    """True when every character of ``text`` exists in GSM 03.38 (with extension)."""
-    return all(ch in _GSM_ENCODE for ch in text)
+        return _encode_gsm7(text)
+    except Gsm7Error as exc:
+        raise LocalProtocolError(str(exc)) from None
 
 
 # --- concatenation ----------------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from smscd import gsm7
 from smscd.smpp import (
     MAX_SEQUENCE,
     DeliverSm,
@@ -35,7 +36,6 @@ from smscd.smpp import (
     Unbind,
     UnbindResp,
     _codec,
-    _text,
     decode,
     decode_short_message,
     encode,
@@ -227,12 +227,17 @@ def test_non_ascii_addresses_still_encode_exactly() -> None:
 
 # --- GSM 03.38 text: the ASCII fast path against the character tables ------------
 
-_GSM_CHARS = "".join(_text._GSM_ENCODE)
+# The reference tables, built here from the two published GSM 03.38 tables.
+_BY_CHAR = {
+    **{ch: bytes([code]) for code, ch in enumerate(gsm7.BASIC) if code != 0x1B},
+    **{ch: bytes([0x1B, code]) for code, ch in gsm7.EXTENSION.items()},
+}
+_GSM_CHARS = "".join(_BY_CHAR)
 
 
 def _encode_by_table(text: str) -> bytes | None:
     try:
-        return b"".join(_text._GSM_ENCODE[ch] for ch in text)
+        return b"".join(_BY_CHAR[ch] for ch in text)
     except KeyError:
         return None
 
@@ -245,12 +250,12 @@ def _decode_by_table(payload: bytes) -> str:
             out.append("\ufffd")
             escaped = False
         elif escaped:
-            out.append(_text._GSM_EXTENSION.get(octet, _text._GSM_BASIC[octet]))
+            out.append(gsm7.EXTENSION.get(octet, gsm7.BASIC[octet]))
             escaped = False
         elif octet == 0x1B:
             escaped = True
         else:
-            out.append(_text._GSM_BASIC[octet])
+            out.append(gsm7.BASIC[octet])
     if escaped:
         out.append(" ")
     return "".join(out)

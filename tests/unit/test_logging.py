@@ -47,6 +47,31 @@ def test_json_lines_mask_numbers_and_drop_secrets() -> None:
     assert "123456" not in line and "s3cr3t" not in line
 
 
+def test_every_phone_field_is_masked_by_the_one_rule() -> None:
+    stream = io.StringIO()
+    configure_logging(format="json", level="info", stream=stream)
+    try:
+        structlog.get_logger("test").info(
+            "receipt_received",
+            msisdn="01627000686",  # the pre-2018 form of 0327000686
+            destination_addr="8079",  # a short code: shown as it is
+            source_addr="0327000686 xxx",  # raw, though it contains "xxx"
+            phone=84327000686,  # not even a string
+            sender="0327xxx686",  # masked by the call site already
+        )
+        flush_logs()
+    finally:
+        structlog.reset_defaults()
+    line = stream.getvalue()
+    event = json.loads(line)
+    assert event["msisdn"] == "0327xxx686"
+    assert event["destination_addr"] == "8079"
+    assert event["source_addr"] == "xxxxxx"
+    assert event["phone"] == "0327xxx686"
+    assert event["sender"] == "0327xxx686"
+    assert "000686" not in line and "7000" not in line
+
+
 def test_odd_values_are_rendered_not_raised() -> None:
     stream = io.StringIO()
     configure_logging(format="json", level="info", stream=stream)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smscd.reset import DEFAULT_TEXTS, TemplateError, Templates
-from smscd.store import Outcome
+from smscd.reset import DEFAULT_TEXTS, Outcome, TemplateError, Templates
 
 # DESIGN.md, byte for byte.
 DESIGN_TEXTS = {
