@@ -1,12 +1,23 @@
 """The password-reset pipeline of shortcode 8079: parse, match, limit, reset, reply.
 
-Plain synchronous functions over the ``smscd.store.ResetStore`` Protocol; no
+Plain synchronous functions over the ``ResetStore`` Protocol, which the pipeline
+defines with its domain types (``_domain``) and ``smscd.store`` implements; no
 SMPP, no SQL, no trio, no logging. See ``_pipeline`` for the theory of operation
 and the security model, ``_parse`` for the accepted grammar.
 """
 
 from __future__ import annotations
 
+from smscd.reset._domain import (
+    Account,
+    ChargingMode,
+    Decision,
+    InboundMessage,
+    InboundState,
+    Outcome,
+    ResetCounts,
+    ResetStore,
+)
 from smscd.reset._parse import (
     SERVICES,
     BadSyntax,
@@ -49,17 +60,25 @@ __all__ = [
     "SERVICES",
     "STEPS",
     "VIETNAM_TZ",
+    "Account",
     "BadSyntax",
+    "ChargingMode",
+    "Decision",
     "Finish",
     "HashParams",
     "Hasher",
+    "InboundMessage",
+    "InboundState",
     "InvalidCode",
     "Next",
+    "Outcome",
     "ParsedMessage",
     "PasswordHasher",
     "Pipeline",
+    "ResetCounts",
     "ResetPolicy",
     "ResetRequest",
+    "ResetStore",
     "Service",
     "Step",
     "StepContext",

@@ -61,11 +61,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias, assert_never
 
 import attrs
 
-from smscd.reset._parse import BadSyntax, InvalidCode, ResetRequest, parse_message
-from smscd.reset._password import PasswordHasher, new_password
-from smscd.reset._phone import canonical_msisdn, is_mobile_key
-from smscd.reset._policy import ResetPolicy, window_starts
-from smscd.store import (
+from smscd.reset._domain import (
     Account,
     ChargingMode,
     Decision,
@@ -73,6 +69,10 @@ from smscd.store import (
     Outcome,
     ResetStore,
 )
+from smscd.reset._parse import BadSyntax, InvalidCode, ResetRequest, parse_message
+from smscd.reset._password import PasswordHasher, new_password
+from smscd.reset._phone import canonical_msisdn, is_mobile_key
+from smscd.reset._policy import ResetPolicy, window_starts
 
 if TYPE_CHECKING:
     from smscd.reset._templates import Templates

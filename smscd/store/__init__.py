@@ -1,55 +1,42 @@
-"""Storage: domain types and Protocols here, SQLAlchemy behind them in ``sql``.
+"""Storage: the store's own types and Protocols here, SQLAlchemy behind them in ``sql``.
 
-Importing this package never imports SQLAlchemy; ``smscd.store.sql`` does.
+The store implements the pipeline's ``smscd.reset.ResetStore`` and takes and
+returns the pipeline's domain values (``smscd.reset.Decision``...); it imports
+``smscd.reset``, never the reverse. Importing this package never imports
+SQLAlchemy; ``smscd.store.sql`` does.
 """
 
 from __future__ import annotations
 
 from smscd.store.types import (
-    Account,
     AlreadyDecided,
-    ChargingMode,
-    Decision,
     DecisionStore,
     EarlyReceipt,
-    InboundMessage,
-    InboundState,
     IntakeStore,
     NewInbound,
     NewReceipt,
     OutboundMessage,
     OutboundState,
     OutboxStore,
-    Outcome,
     QuarantinedItem,
     ReceiptMatch,
-    ResetCounts,
-    ResetStore,
     StoreError,
     StoreRejected,
     StoreUnavailable,
 )
 
 __all__ = [
-    "Account",
     "AlreadyDecided",
-    "ChargingMode",
-    "Decision",
     "DecisionStore",
     "EarlyReceipt",
-    "InboundMessage",
-    "InboundState",
     "IntakeStore",
     "NewInbound",
     "NewReceipt",
     "OutboundMessage",
     "OutboundState",
     "OutboxStore",
-    "Outcome",
     "QuarantinedItem",
     "ReceiptMatch",
-    "ResetCounts",
-    "ResetStore",
     "StoreError",
     "StoreRejected",
     "StoreUnavailable",

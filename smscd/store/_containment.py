@@ -24,7 +24,8 @@ lease has run out.
 **Quarantine.** An item whose processing failed on its own data (the
 pipeline raised, the SMSC's response could not be recorded...) is moved to
 QUARANTINED with the stage and the reason, and nothing picks it up again
-until an operator retries or drops it (``smscd quarantine``).
+until an operator retries or drops it (``smscd quarantine``; the
+``Quarantine`` part of ``SqlStore``, in ``_quarantine``).
 
 **Expiry.** A reply that the SMSC has not accepted within ``max_age_s``, or
 after ``max_attempts`` submits, is EXPIRED: its body is masked (no stale
@@ -36,13 +37,16 @@ submitter's verdict first.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import attrs
 from sqlalchemy import and_, bindparam, case, or_, select, update
 
+from smscd.reset import ChargingMode, InboundMessage, InboundState
+from smscd.store._base import StoreBase
 from smscd.store._masking import mask_body
+from smscd.store._quarantine import quarantine_mos, quarantine_replies
 from smscd.store._rows import (
     INBOUND_COLUMNS,
     OUTBOUND_COLUMNS,
@@ -50,31 +54,16 @@ from smscd.store._rows import (
     outbound_from_row,
 )
 from smscd.store.models import ChargeRow, InboundRow, OutboundRow
-from smscd.store.types import (
-    ChargingMode,
-    InboundMessage,
-    InboundState,
-    OutboundMessage,
-    OutboundState,
-    QuarantinedItem,
-)
+from smscd.store.types import OutboundMessage, OutboundState, QuarantinedItem
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from contextlib import AbstractContextManager
-
-    from smscd.store._cursor import Statements
 
 __all__ = ["MAX_CLAIMS", "Containment", "ExpiredReply"]
 
 #: A process taking up an item that this many processes died holding
 #: quarantines it instead.
 MAX_CLAIMS = 2
-#: The longest reason kept (the column's size).
-_REASON_LENGTH = 200
-
-_MO = "mo"
-_REPLY = "reply"
 
 
 @attrs.frozen(kw_only=True)
@@ -88,27 +77,15 @@ class ExpiredReply:
     attempts: int
 
 
-def _reason(text: str) -> str:
-    return text if len(text) <= _REASON_LENGTH else text[: _REASON_LENGTH - 3] + "..."
-
-
-class Containment:
-    """Claims, quarantine and expiry; a part of ``SqlStore``."""
-
-    owner: str
-    _postgres: bool
-
-    if TYPE_CHECKING:
-
-        def _write(self) -> AbstractContextManager[Statements]: ...
-        def _read(self) -> AbstractContextManager[Statements]: ...
-
-        @staticmethod
-        def _settle_charge(
-            conn: Statements, inbound_id: int, *, delivered: bool, at: datetime
-        ) -> None: ...
+class Containment(StoreBase):
+    """Claims and expiry (quarantine: ``_quarantine``); a part of ``SqlStore``."""
 
     # -- taking items up ------------------------------------------------------
+
+    def claim_inbound(self, *, limit: int) -> list[InboundMessage]:
+        """``recover_inbound`` now, taking over any other process's claim."""
+        now = datetime.now(UTC)
+        return self.recover_inbound(limit=limit, now=now, stale_s=0.0)[0]
 
     def recover_inbound(
         self, *, limit: int, now: datetime, stale_s: float
@@ -145,7 +122,7 @@ class Containment:
                         claimed_at=now,
                     )
                 )
-            quarantined = self._quarantine_mos(
+            quarantined = quarantine_mos(
                 conn, doomed, stage="recovery", reason=_abandoned(), now=now
             )
             messages = (
@@ -161,6 +138,12 @@ class Containment:
                 else []
             )
         return messages, quarantined
+
+    def claim_outbound(
+        self, *, carrier: str, now: datetime, limit: int, lease_s: float
+    ) -> list[OutboundMessage]:
+        """``lease_outbound``, without the replies it quarantined."""
+        return self.lease_outbound(carrier=carrier, now=now, limit=limit, lease_s=lease_s)[0]
 
     def lease_outbound(
         self, *, carrier: str, now: datetime, limit: int, lease_s: float
@@ -200,7 +183,7 @@ class Containment:
                     lease_until=now + timedelta(seconds=lease_s),
                 )
             )
-            quarantined = self._quarantine_replies(
+            quarantined = quarantine_replies(
                 conn, doomed, stage="recovery", reason=_abandoned(), now=now
             )
             messages = (
@@ -279,100 +262,27 @@ class Containment:
             ).rowcount
         return int(mos), int(replies)
 
-    # -- quarantine -------------------------------------------------------------
+    def release_leases(self, ids: Sequence[int] | None = None) -> int:
+        """Free the lease of queued replies: of ``ids``, or of every one; returns
+        how many were held.
 
-    def quarantine_inbound(
-        self, mo_ids: Sequence[int], *, stage: str, reason: str, now: datetime
-    ) -> list[QuarantinedItem]:
-        """Set RECEIVED MOs aside; returns those that were RECEIVED."""
-        with self._write() as conn:
-            return self._quarantine_mos(conn, mo_ids, stage=stage, reason=reason, now=now)
-
-    def quarantine_outbound(
-        self, outbound_ids: Sequence[int], *, stage: str, reason: str, now: datetime
-    ) -> list[QuarantinedItem]:
-        """Set queued replies aside; returns those that were QUEUED."""
-        with self._write() as conn:
-            return self._quarantine_replies(conn, outbound_ids, stage=stage, reason=reason, now=now)
-
-    def quarantined(self) -> list[QuarantinedItem]:
-        """Every MO and reply in quarantine, oldest first."""
-        with self._read() as conn:
-            mos = conn.execute(_quarantined_mos().order_by(InboundRow.id)).all()
-        with self._read() as conn:
-            replies = conn.execute(_quarantined_replies().order_by(OutboundRow.id)).all()
-        items = [_item(_MO, row) for row in mos] + [_item(_REPLY, row) for row in replies]
-        return sorted(
-            items, key=lambda item: (item.at is None, item.at.timestamp() if item.at else 0.0)
+        Every one: only for a daemon that knows it is the store's sole user
+        (SQLite, under the daemon lock): the leases are a dead predecessor's,
+        and waiting them out would delay its replies by up to a lease. ``ids``:
+        replies born leased to the caller that it cannot submit now (so that a
+        claimer takes them at once, not a lease later)."""
+        stmt = update(OutboundRow).where(
+            OutboundRow.state == OutboundState.QUEUED.value,
+            OutboundRow.lease_until.is_not(None),
         )
-
-    def retry_quarantined(self, kind: str, item_id: int, *, now: datetime) -> bool:
-        """Put one item back: an MO to RECEIVED, a reply to QUEUED and due now,
-        its claims and attempts counted from zero. False if it is not in
-        quarantine."""
+        if ids is not None:
+            if not ids:
+                return 0
+            stmt = stmt.where(OutboundRow.id.in_(sorted(ids)))
+        if ids is None:
+            return self.release_abandoned()[1]
         with self._write() as conn:
-            if kind == _MO:
-                stmt = (
-                    update(InboundRow)
-                    .where(
-                        InboundRow.id == item_id,
-                        InboundRow.state == InboundState.QUARANTINED.value,
-                    )
-                    .values(state=InboundState.RECEIVED.value, claims=0, claimed_by=None)
-                )
-            else:
-                stmt = (
-                    update(OutboundRow)
-                    .where(
-                        OutboundRow.id == item_id,
-                        OutboundRow.state == OutboundState.QUARANTINED.value,
-                    )
-                    .values(
-                        state=OutboundState.QUEUED.value,
-                        claims=0,
-                        claimed_by=None,
-                        attempts=0,
-                        next_attempt_at=now,
-                        lease_until=None,
-                    )
-                )
-            return bool(conn.execute(stmt).rowcount)
-
-    def drop_quarantined(self, kind: str, item_id: int, *, now: datetime) -> bool:
-        """Give one item up for good: an MO becomes DROPPED (never answered), a
-        reply FAILED with its body masked and an MT-mode charge voided. False if
-        it is not in quarantine."""
-        with self._write() as conn:
-            if kind == _MO:
-                stmt = (
-                    update(InboundRow)
-                    .where(
-                        InboundRow.id == item_id,
-                        InboundRow.state == InboundState.QUARANTINED.value,
-                    )
-                    .values(state=InboundState.DROPPED.value, decided_at=now)
-                )
-                return bool(conn.execute(stmt).rowcount)
-            row = conn.execute(
-                select(OutboundRow.inbound_id, OutboundRow.body).where(
-                    OutboundRow.id == item_id,
-                    OutboundRow.state == OutboundState.QUARANTINED.value,
-                )
-            ).first()
-            if row is None:
-                return False
-            conn.execute(
-                update(OutboundRow)
-                .where(OutboundRow.id == item_id)
-                .values(
-                    state=OutboundState.FAILED.value,
-                    body=mask_body(row.body),
-                    final_at=now,
-                    claimed_by=None,
-                )
-            )
-            self._settle_charge(conn, row.inbound_id, delivered=False, at=now)
-            return True
+            return int(conn.execute(stmt.values(lease_until=None, claimed_by=None)).rowcount)
 
     # -- expiry -------------------------------------------------------------------
 
@@ -440,98 +350,6 @@ class Containment:
             for row in rows
         ]
 
-    # -- internals ----------------------------------------------------------------
-
-    def _quarantine_mos(
-        self, conn: Statements, ids: Sequence[int], *, stage: str, reason: str, now: datetime
-    ) -> list[QuarantinedItem]:
-        if not ids:
-            return []
-        conn.execute(
-            update(InboundRow)
-            .where(
-                InboundRow.id.in_(sorted(ids)),
-                InboundRow.state == InboundState.RECEIVED.value,
-            )
-            .values(
-                state=InboundState.QUARANTINED.value,
-                quarantine_stage=stage,
-                quarantine_reason=_reason(reason),
-                quarantined_at=now,
-                claimed_by=None,
-            )
-        )
-        rows = conn.execute(
-            _quarantined_mos().where(
-                InboundRow.id.in_(sorted(ids)), InboundRow.quarantined_at == now
-            )
-        ).all()
-        return [_item(_MO, row) for row in rows]
-
-    def _quarantine_replies(
-        self, conn: Statements, ids: Sequence[int], *, stage: str, reason: str, now: datetime
-    ) -> list[QuarantinedItem]:
-        if not ids:
-            return []
-        conn.execute(
-            update(OutboundRow)
-            .where(
-                OutboundRow.id.in_(sorted(ids)),
-                OutboundRow.state == OutboundState.QUEUED.value,
-            )
-            .values(
-                state=OutboundState.QUARANTINED.value,
-                quarantine_stage=stage,
-                quarantine_reason=_reason(reason),
-                quarantined_at=now,
-                lease_until=None,
-                claimed_by=None,
-            )
-        )
-        rows = conn.execute(
-            _quarantined_replies().where(
-                OutboundRow.id.in_(sorted(ids)), OutboundRow.quarantined_at == now
-            )
-        ).all()
-        return [_item(_REPLY, row) for row in rows]
-
 
 def _abandoned() -> str:
     return f"in progress when {MAX_CLAIMS} daemons stopped"
-
-
-def _quarantined_mos() -> Any:
-    return select(
-        InboundRow.id,
-        InboundRow.carrier,
-        InboundRow.source_addr.label("address"),
-        InboundRow.quarantine_stage,
-        InboundRow.quarantine_reason,
-        InboundRow.quarantined_at,
-        InboundRow.claims,
-    ).where(InboundRow.state == InboundState.QUARANTINED.value)
-
-
-def _quarantined_replies() -> Any:
-    return select(
-        OutboundRow.id,
-        OutboundRow.carrier,
-        OutboundRow.destination_addr.label("address"),
-        OutboundRow.quarantine_stage,
-        OutboundRow.quarantine_reason,
-        OutboundRow.quarantined_at,
-        OutboundRow.claims,
-    ).where(OutboundRow.state == OutboundState.QUARANTINED.value)
-
-
-def _item(kind: str, row: Any) -> QuarantinedItem:
-    return QuarantinedItem(
-        kind=kind,
-        id=row.id,
-        carrier=row.carrier,
-        address=row.address,
-        stage=row.quarantine_stage or "",
-        reason=row.quarantine_reason or "",
-        at=row.quarantined_at,
-        claims=row.claims,
-    )

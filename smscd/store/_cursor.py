@@ -3,14 +3,14 @@
 Theory of operation
 -------------------
 SQLAlchemy's execution of a Core statement (cache key, execution context,
-parameter and result processing, events) costs about 20 µs of Python per
-statement; pysqlite's own ``execute`` of it, 2 to 3 µs. At the daemon's low
-rates a transaction holds one MO and a dozen statements, so that overhead was
-a third of the store's CPU per MO, and it runs under the GIL the event loop
-needs. So the statements of the daemon's write path are marked
-:func:`prepared` where they are built (module constants of ``sql``), and on
-SQLite each is compiled ONCE by SQLAlchemy, for the engine's dialect, into what
-pysqlite runs directly:
+parameter and result processing, events) costs several times pysqlite's own
+``execute`` of it, in Python, under the GIL the event loop needs; and at the
+daemon's low rates a transaction holds one MO and a dozen statements, so that
+overhead is a large part of the store's CPU per MO (figures: CHANGELOG.md).
+So the statements of the daemon's write path are marked :func:`prepared`
+where they are built (module constants of the store's parts, ``_intake``,
+``_decisions``...), and on SQLite each is compiled ONCE by SQLAlchemy, for
+the engine's dialect, into what pysqlite runs directly:
 
 * the SQL text, and its parameter names in order (``positiontup``);
 * per parameter, the statement's own value (``state = 'received'``) if it has
@@ -28,7 +28,7 @@ statement that is not marked, an INSERT whose columns need a Python-side
 default, a bind rendered into the text per execution, every statement on
 PostgreSQL (whose cost is the network), and every statement of a connection
 whose engine has cursor event listeners (a tracer, a test injecting a
-failure: they must see everything) run through SQLAlchemy as before:
+failure: they must see everything) run through SQLAlchemy:
 :class:`Statements` is the one object the store's methods execute on,
 whatever the dialect.
 """

@@ -1,19 +1,19 @@
-"""Rows of the message tables as the store's attrs values (``from_row``)."""
+"""Rows of the message tables as the store's attrs values (``from_row``), and
+what the statements built from them share."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from smscd.store.models import InboundRow, OutboundRow
-from smscd.store.types import (
-    InboundMessage,
-    InboundState,
-    OutboundMessage,
-    OutboundState,
-    Outcome,
-)
+from smscd.reset import InboundMessage, InboundState, Outcome
+from smscd.store.models import InboundRow, OutboundRow, UtcDateTime
+from smscd.store.types import OutboundMessage, OutboundState
 
-__all__ = ["INBOUND_COLUMNS", "OUTBOUND_COLUMNS", "inbound_from_row", "outbound_from_row"]
+__all__ = ["AT", "INBOUND_COLUMNS", "OUTBOUND_COLUMNS", "inbound_from_row", "outbound_from_row"]
+
+#: The type of a statement's datetime parameter (``bindparam("p_at", type_=AT)``):
+#: stored as the column stores it.
+AT = UtcDateTime()
 
 
 def inbound_from_row(row: Any) -> InboundMessage:

@@ -101,8 +101,8 @@ class UtcDateTime(TypeDecorator[datetime]):
     Refuses naive datetimes on the way in (a naive value is a bug upstream);
     always returns aware UTC datetimes on the way out. On SQLite the conversion
     to and from the stored string is done here, in one step with C-level
-    ``isoformat``/``fromisoformat`` (on the hot path of every write: the
-    generic conversion, a %-format of a dict per value, was measurable).
+    ``isoformat``/``fromisoformat`` (on the hot path of every write, where the
+    generic conversion, a %-format of a dict per value, costs more).
     """
 
     impl = DateTime(timezone=True)

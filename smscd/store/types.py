@@ -1,7 +1,10 @@
-"""What the store holds and the narrow interfaces through which the rest reach it.
+"""The store's own API: its errors, the rows of the intake, the outbox and the
+receipts, and the Protocols through which the daemon's stages reach them.
 
-This module imports neither SQLAlchemy nor trio: ``smscd.reset`` and the daemon
-depend on it, and the SQL implementation (``smscd.store.sql``) satisfies its
+The pipeline's domain (``Outcome``, ``Decision``, ``InboundMessage``...) and
+the ``ResetStore`` Protocol are the pipeline's, in ``smscd.reset``; the store
+builds and takes those values. This module imports neither SQLAlchemy nor
+trio, and the SQL implementation (``smscd.store.sql``) satisfies its
 Protocols. Every method is synchronous and may block; async callers run them
 through ``trio.to_thread.run_sync(..., limiter=db_limiter)`` (L9).
 
@@ -20,26 +23,20 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
+    from smscd.reset import Decision, InboundMessage
+
 __all__ = [
-    "Account",
     "AlreadyDecided",
-    "ChargingMode",
-    "Decision",
     "DecisionStore",
     "EarlyReceipt",
-    "InboundMessage",
-    "InboundState",
     "IntakeStore",
     "NewInbound",
     "NewReceipt",
     "OutboundMessage",
     "OutboundState",
     "OutboxStore",
-    "Outcome",
     "QuarantinedItem",
     "ReceiptMatch",
-    "ResetCounts",
-    "ResetStore",
     "StoreError",
     "StoreRejected",
     "StoreUnavailable",
@@ -61,44 +58,6 @@ class StoreRejected(StoreError):
 
 class AlreadyDecided(StoreError):
     """commit_decision() on an MO that already has its decision (a replay)."""
-
-
-class Outcome(enum.Enum):
-    """The five answers of the reset service (DESIGN.md, reply texts)."""
-
-    #: Password changed; the reply carries it.
-    RESET_OK = "reset_ok"
-    #: Wrong phone, unknown code or not registered for e-transactions.
-    MISMATCH = "mismatch"
-    #: ``BH MK`` followed by anything but exactly 10 digits.
-    INVALID_CODE = "invalid_code"
-    #: Not a ``BH MK`` message at all.
-    BAD_SYNTAX = "bad_syntax"
-    #: Too many resets for this phone or code.
-    RATE_LIMITED = "rate_limited"
-
-
-class ChargingMode(enum.Enum):
-    #: The carrier bills the MO; we record a final charge at decision time.
-    MO = "mo"
-    #: The reply carries the charge: pending until a DELIVRD receipt, void on a
-    #: final failure.
-    MT = "mt"
-
-
-class InboundState(enum.Enum):
-    #: Committed and acknowledged, waiting for the pipeline.
-    RECEIVED = "received"
-    #: The pipeline's decision is committed with its reply and charge.
-    DECIDED = "decided"
-    #: A redelivery of an MO already stored: acknowledged, never answered again.
-    DUPLICATE = "duplicate"
-    #: Its processing failed (or it was in progress when two daemons in a row
-    #: stopped): set aside with the stage and reason, until an operator
-    #: retries or drops it (``smscd quarantine``).
-    QUARANTINED = "quarantined"
-    #: Quarantined, then dropped by an operator: never answered.
-    DROPPED = "dropped"
 
 
 class OutboundState(enum.Enum):
@@ -123,26 +82,6 @@ class OutboundState(enum.Enum):
 
 
 @attrs.frozen(kw_only=True)
-class Account:
-    bhxh_code: str
-    #: Canonical phone, already converted from the pre-2018 11-digit form.
-    phone: str
-    e_transaction: bool
-    password_hash: str | None = attrs.field(default=None, repr=False)
-    must_change: bool = False
-
-
-@attrs.frozen(kw_only=True)
-class ResetCounts:
-    """Successful resets (Outcome.RESET_OK) since the given instants."""
-
-    phone_day: int
-    phone_month: int
-    code_day: int
-    code_month: int
-
-
-@attrs.frozen(kw_only=True)
 class NewInbound:
     """An MO as the daemon hands it to the store, before it is acknowledged."""
 
@@ -151,44 +90,12 @@ class NewInbound:
     source_addr: str
     source_addr_ton: int
     source_addr_npi: int
-    #: Canonical form of ``source_addr`` (``84327000686``), for matching.
+    #: The sender's key (``smscd.reset.sender_key``: ``84327000686`` for any
+    #: form of a Vietnamese mobile), for matching.
     msisdn: str
     destination_addr: str
     text: str
     received_at: datetime
-
-
-@attrs.frozen(kw_only=True)
-class InboundMessage:
-    id: int
-    carrier: str
-    source_addr: str
-    source_addr_ton: int
-    source_addr_npi: int
-    msisdn: str
-    destination_addr: str
-    text: str
-    received_at: datetime
-    state: InboundState
-    outcome: Outcome | None = None
-
-
-@attrs.frozen(kw_only=True)
-class Decision:
-    """What the pipeline decided for one MO; committed in one transaction with
-    the password update (if any), the queued reply and the charge."""
-
-    inbound_id: int
-    outcome: Outcome
-    #: The 10-digit code when the text carried one.
-    bhxh_code: str | None
-    #: The reply body, plaintext (it carries the new password for RESET_OK).
-    reply_text: str = attrs.field(repr=False)
-    #: argon2id hash of the new password; set if and only if outcome is RESET_OK.
-    password_hash: str | None = attrs.field(default=None, repr=False)
-    charge_vnd: int
-    charging: ChargingMode
-    decided_at: datetime
 
 
 @attrs.frozen(kw_only=True)
@@ -260,37 +167,19 @@ class QuarantinedItem:
     claims: int
 
 
-class ResetStore(Protocol):
-    """What the reset pipeline needs; nothing more."""
-
-    def find_account(self, bhxh_code: str) -> Account | None: ...
-
-    def reset_counts(
-        self, *, msisdn: str, bhxh_code: str, day_start: datetime, month_start: datetime
-    ) -> ResetCounts: ...
-
-    def commit_decision(self, decision: Decision) -> int:
-        """One transaction: mark the MO decided with its outcome, set the new
-        password hash and must-change flag (RESET_OK only), queue the reply,
-        record the charge (one per MO). Returns the outbound message id.
-        Raises AlreadyDecided if the MO is not in state RECEIVED, and
-        StoreUnavailable if the database fails (then nothing was written)."""
-        ...
-
-
 class DecisionStore(Protocol):
-    """The daemon's group commit of decisions (``ResetStore`` stays what the
-    pipeline needs, one decision at a time)."""
+    """The daemon's group commit of decisions (``smscd.reset.ResetStore`` stays
+    what the pipeline needs, one decision at a time)."""
 
     def commit_decisions(
         self, decisions: Sequence[Decision], *, lease_s: float | None = None
     ) -> list[int | None]:
-        """``ResetStore.commit_decision`` for several MOs in ONE transaction.
-        Returns each decision's outbound id, or None where the MO was not
-        RECEIVED (already decided, unknown, or decided by an earlier decision of
-        the same batch): nothing was written for that one. Any other failure (a
-        RESET_OK for a code with no account, StoreUnavailable) rolls back the
-        whole batch and raises."""
+        """``smscd.reset.ResetStore.commit_decision`` for several MOs in ONE
+        transaction. Returns each decision's outbound id, or None where the MO
+        was not RECEIVED (already decided, unknown, or decided by an earlier
+        decision of the same batch): nothing was written for that one. Any
+        other failure (a RESET_OK for a code with no account, StoreUnavailable)
+        rolls back the whole batch and raises."""
         ...
 
 

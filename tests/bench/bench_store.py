@@ -134,8 +134,8 @@ def decision_latency(url: str, accounts: int, lookups: int) -> None:
     except ImportError as exc:  # pragma: no cover - depends on the checkout
         print(f"decision latency skipped: smscd.reset.Pipeline is not available ({exc})")
         return
+    from smscd.reset import ChargingMode, InboundMessage, InboundState
     from smscd.store.sql import open_store
-    from smscd.store.types import ChargingMode, InboundMessage, InboundState
 
     now = datetime.now(UTC)
     store = open_store(url)

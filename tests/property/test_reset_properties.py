@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from smscd.reset import (
     BadSyntax,
+    ChargingMode,
     InvalidCode,
+    Outcome,
     Pipeline,
     ResetPolicy,
     ResetRequest,
@@ -21,7 +23,6 @@ from smscd.reset import (
     national_form,
     parse_message,
 )
-from smscd.store import ChargingMode, Outcome
 from tests.unit.reset_fakes import FakeResetStore
 
 SETTINGS = settings(max_examples=200, deadline=None)

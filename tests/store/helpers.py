@@ -7,13 +7,8 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from smscd.store.types import (
-    ChargingMode,
-    Decision,
-    InboundMessage,
-    NewInbound,
-    Outcome,
-)
+from smscd.reset import ChargingMode, Decision, InboundMessage, Outcome
+from smscd.store.types import NewInbound
 
 if TYPE_CHECKING:
     from smscd.store.sql import SqlStore

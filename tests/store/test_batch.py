@@ -9,14 +9,8 @@ from typing import TYPE_CHECKING
 import attrs
 import pytest
 
-from smscd.store.types import (
-    ChargingMode,
-    InboundState,
-    NewReceipt,
-    Outcome,
-    ReceiptMatch,
-    StoreError,
-)
+from smscd.reset import ChargingMode, InboundState, Outcome
+from smscd.store.types import NewReceipt, ReceiptMatch, StoreError
 from tests.store.helpers import (
     CODE,
     PASSWORD,
@@ -30,8 +24,8 @@ from tests.store.helpers import (
 )
 
 if TYPE_CHECKING:
+    from smscd.reset import InboundMessage
     from smscd.store.sql import SqlStore
-    from smscd.store.types import InboundMessage
 
 NOW = T0 + timedelta(seconds=1)
 OTHER = "0987654321"

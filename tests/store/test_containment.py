@@ -10,14 +10,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from smscd.store.types import (
-    ChargingMode,
-    InboundState,
-    NewInbound,
-    OutboundState,
-    Outcome,
-    StoreRejected,
-)
+from smscd.reset import ChargingMode, InboundState, Outcome
+from smscd.store.types import NewInbound, OutboundState, StoreRejected
 from tests.store.helpers import (
     PASSWORD,
     T0,

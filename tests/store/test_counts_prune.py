@@ -3,7 +3,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from smscd.store.types import ChargingMode, NewReceipt, Outcome, ResetCounts
+from smscd.reset import ChargingMode, Outcome, ResetCounts
+from smscd.store.types import NewReceipt
 from tests.store.helpers import (
     CODE,
     PHONE,

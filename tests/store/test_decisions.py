@@ -9,15 +9,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from smscd.store.types import (
-    AlreadyDecided,
-    ChargingMode,
-    InboundState,
-    OutboundState,
-    Outcome,
-    StoreError,
-    StoreUnavailable,
-)
+from smscd.reset import ChargingMode, InboundState, Outcome
+from smscd.store.types import AlreadyDecided, OutboundState, StoreError, StoreUnavailable
 from tests.store.helpers import (
     CODE,
     OK_TEXT,
@@ -198,11 +191,15 @@ def test_find_accounts_answers_every_code_asked_for_in_one_call(store: SqlStore)
 
 
 def test_sql_store_satisfies_the_protocols(store: SqlStore) -> None:
-    from smscd.store.types import IntakeStore, OutboxStore, ResetStore
+    from smscd.reset import ResetStore
+    from smscd.store.types import DecisionStore, IntakeStore, OutboxStore
 
-    # mypy checks these assignments against the Protocols of smscd.store.types.
+    # mypy checks these assignments against the pipeline's Protocol (smscd.reset)
+    # and the store's own (smscd.store.types).
     reset: ResetStore = store
+    decisions: DecisionStore = store
     intake: IntakeStore = store
     outbox: OutboxStore = store
     assert [reset.find_account("0000000000"), intake.claim_inbound(limit=1)] == [None, []]
+    assert decisions.commit_decisions([]) == []
     assert outbox.outbox_depth() == {}

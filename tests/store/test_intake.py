@@ -4,8 +4,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
+import sqlalchemy as sa
 
-from smscd.store.types import Decision, InboundMessage, InboundState, NewReceipt, Outcome
+from smscd.reset import Decision, InboundMessage, InboundState, Outcome
+from smscd.store.types import NewReceipt
 from tests.store.helpers import T0, add_mo, decision, new_mo, rows
 
 if TYPE_CHECKING:
@@ -178,3 +180,40 @@ def test_commit_inbound_rolls_the_whole_batch_back_if_deciding_fails(
     assert rows(store, "SELECT COUNT(*) FROM inbound_messages") == [(0,)]
     assert rows(store, "SELECT COUNT(*) FROM outbound_messages") == [(0,)]
     assert rows(store, "SELECT COUNT(*) FROM receipts") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("verdict", "again_is"),
+    [
+        ("queued", InboundState.DUPLICATE),
+        ("accepted", InboundState.DUPLICATE),
+        ("failed", InboundState.RECEIVED),
+        ("expired", InboundState.RECEIVED),
+        ("undeliverable", InboundState.RECEIVED),
+    ],
+)
+def test_an_identical_mo_is_a_new_request_once_the_first_reply_was_given_up(
+    store: SqlStore, verdict: str, again_is: InboundState
+) -> None:
+    """A carrier redelivers on its own schedule, often minutes later: inside the
+    window an identical MO is a redelivery. But when the first MO's reply failed
+    for good or expired, the subscriber asking again is answered again."""
+    (first,) = store.store_inbound([new_mo(at=T0)], duplicate_window_s=WINDOW)
+    store.commit_decision(
+        decision(first, outcome=Outcome.MISMATCH, code=None, at=T0 + timedelta(seconds=1))
+    )
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE outbound_messages SET state = :s"), {"s": verdict})
+    (again,) = store.store_inbound(
+        [new_mo(at=T0 + timedelta(seconds=30))], duplicate_window_s=WINDOW
+    )
+    assert again.state is again_is
+    # And a redelivery of that second request is a duplicate of it, not of the first.
+    (third,) = store.store_inbound(
+        [new_mo(at=T0 + timedelta(seconds=40))], duplicate_window_s=WINDOW
+    )
+    assert third.state is InboundState.DUPLICATE
+    expected_original = first.id if again_is is InboundState.DUPLICATE else again.id
+    assert rows(store, "SELECT duplicate_of FROM inbound_messages WHERE id = :i", i=third.id) == [
+        (expected_original,)
+    ]

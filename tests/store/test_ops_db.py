@@ -6,9 +6,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from smscd.ops import db
+from smscd.reset import Outcome
 from smscd.store.migrate import head_revision
 from smscd.store.sql import open_store
-from smscd.store.types import Outcome
 from tests.store.helpers import T0, add_mo, decision
 
 

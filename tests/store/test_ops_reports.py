@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from smscd.ops import reports
-from smscd.store.types import ChargingMode, NewReceipt, Outcome
+from smscd.reset import ChargingMode, Outcome
+from smscd.store.types import NewReceipt
 from tests.store.helpers import T0, add_mo, decision, new_mo
 
 if TYPE_CHECKING:

@@ -6,14 +6,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from smscd.reset import ChargingMode, Outcome
 from smscd.store.sql import mask_body
-from smscd.store.types import (
-    ChargingMode,
-    NewReceipt,
-    OutboundState,
-    Outcome,
-    StoreError,
-)
+from smscd.store.types import NewReceipt, OutboundState, StoreError
 from tests.store.helpers import (
     CODE,
     PASSWORD,

@@ -1,6 +1,6 @@
 """An in-memory ResetStore for the pipeline's tests.
 
-It keeps the contract of ``smscd.store.ResetStore`` where a test could notice:
+It keeps the contract of ``smscd.reset.ResetStore`` where a test could notice:
 ``commit_decision`` is all-or-nothing (it works on copies and swaps them in only
 at the end, so a failure injected after the password update leaves nothing
 behind), refuses an MO that is not RECEIVED, and checks the Decision invariant
@@ -15,18 +15,17 @@ from datetime import UTC, datetime
 
 import attrs
 
-from smscd.reset import sender_key
-from smscd.store import (
+from smscd.reset import (
     Account,
-    AlreadyDecided,
     ChargingMode,
     Decision,
     InboundMessage,
     InboundState,
     Outcome,
     ResetCounts,
-    StoreUnavailable,
+    sender_key,
 )
+from smscd.store import AlreadyDecided, StoreUnavailable
 
 __all__ = ["Charge", "FakeResetStore", "QueuedReply", "ResetRecord"]
 

@@ -8,15 +8,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from smscd.reset import HashParams, PasswordHasher, Pipeline, ResetPolicy, Templates
-from smscd.store import (
-    AlreadyDecided,
+from smscd.reset import (
     ChargingMode,
     Decision,
+    HashParams,
     InboundState,
     Outcome,
-    StoreUnavailable,
+    PasswordHasher,
+    Pipeline,
+    ResetPolicy,
+    Templates,
 )
+from smscd.store import AlreadyDecided, StoreUnavailable
 from tests.unit.reset_fakes import FakeResetStore
 
 if TYPE_CHECKING:
