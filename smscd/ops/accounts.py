@@ -18,12 +18,20 @@ file costs at most the rows written before its first bad line. A code that
 appears twice in the file: the LAST occurrence wins. The upsert changes phone
 and e_transaction, never a password.
 
+A file that is not UTF-8 is unusable, even with ``skip_bad``: it is most
+likely an export in another encoding, whose rows cannot be trusted. Lines are
+numbered from 1, the header being line 1, for bad rows and bad bytes alike. The
+text is decoded by the file object in large chunks, so the line of a bad byte
+is found only once decoding has failed, by reading the file again as bytes
+(:func:`_undecodable_line`): a good file pays nothing for it.
+
 Exit codes: 0 imported; 1 bad rows (nothing imported, unless ``skip_bad``);
 2 unusable file, header or database.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import os
 import time
@@ -90,7 +98,10 @@ def import_csv(
         reader = csv.reader(handle)
         try:
             header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError:
+            print(f"error: {path}: {_undecodable_line(path)}; nothing imported", file=err)
+            return 2
+        except csv.Error as exc:
             print(f"error: {path} is not a readable CSV file: {exc}", file=err)
             return 2
         if header != HEADER:
@@ -151,7 +162,9 @@ def import_csv(
                         bad += 1
                         if bad <= MAX_LISTED_BAD_ROWS:
                             print(f"line {reader.line_num}: {reason}", file=err)
-                except (csv.Error, UnicodeDecodeError) as exc:
+                except UnicodeDecodeError:
+                    unusable = _undecodable_line(path)
+                except csv.Error as exc:
                     unusable = f"line {reader.line_num}: unreadable: {exc}"
                 if batch and (skip_bad or not bad) and unusable is None:
                     importer.add(batch)
@@ -182,6 +195,55 @@ def import_csv(
         file=out,
     )
     return 0
+
+
+_SCAN_CHUNK = 1 << 20
+
+
+def _line_breaks(data: bytes) -> int:
+    """Line ends in ``data`` as the CSV reader counts them: ``\\r\\n``, ``\\n``
+    or ``\\r`` (the file is opened with ``newline=""``)."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _undecodable_line(path: Path) -> str:
+    """Where the first byte that is not UTF-8 sits in ``path``: ``line 502: not
+    UTF-8 text (byte 0xff at column 12)``, the column counted in bytes. The byte
+    is named in hex, never echoed. Read in chunks: memory stays flat, whatever
+    the file's size."""
+    decode = codecs.utf_8_decode
+    lines = 1
+    line_start = 0  # file offset of the current line's first byte
+    base = 0  # file offset of data[0]
+    pending = b""
+    try:
+        with open(path, "rb") as handle:
+            while True:
+                chunk = handle.read(_SCAN_CHUNK)
+                data = pending + chunk
+                bad: int | None = None
+                try:
+                    # final=False leaves a sequence cut by the chunk's end for the next.
+                    _, consumed = decode(data, "strict", not chunk)
+                except UnicodeDecodeError as exc:
+                    consumed, bad = exc.start, data[exc.start]
+                else:
+                    if not chunk:
+                        return "not UTF-8 text"  # the file changed since it was read
+                    if data[consumed - 1 : consumed] == b"\r":
+                        consumed -= 1  # the \n of a \r\n may open the next chunk
+                done = data[:consumed]
+                lines += _line_breaks(done)
+                last_end = max(done.rfind(b"\n"), done.rfind(b"\r"))
+                if last_end >= 0:
+                    line_start = base + last_end + 1
+                if bad is not None:
+                    column = base + consumed - line_start + 1
+                    return f"line {lines}: not UTF-8 text (byte 0x{bad:02x} at column {column})"
+                base += consumed
+                pending = data[consumed:]
+    except OSError as exc:
+        return f"not UTF-8 text (and cannot be read again: {exc.strerror or exc})"
 
 
 def _yes_no(value: bool) -> str:

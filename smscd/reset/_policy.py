@@ -32,6 +32,17 @@ _KEYS = (
     "hash_parallelism",
 )
 
+#: The largest value ``from_mapping`` takes for each key: far above any sane
+#: setting, low enough that a typo (an extra zero or three) is refused.
+_MAXIMA: Mapping[str, int] = {
+    "rate_limit_per_day": 1000,
+    "rate_limit_per_month": 10_000,
+    "duplicate_window": 86_400,  # seconds: a day
+    "hash_memory_kib": 1024 * 1024,  # 1 GiB per hash
+    "hash_time_cost": 100,
+    "hash_parallelism": 64,
+}
+
 
 def _key_path(source: str, key: str) -> str:
     table = source[1:-1] if source.startswith("[") and source.endswith("]") else source
@@ -55,6 +66,12 @@ def _window(source: str, key: str, value: object) -> float:
     return float(value)
 
 
+def _at_most(source: str, key: str, value: float) -> None:
+    maximum = _MAXIMA[key]
+    if value > maximum:
+        raise ValueError(f"{_key_path(source, key)}: must be at most {maximum} (got {value!r})")
+
+
 def _check_order(source: str, per_day: int, per_month: int) -> None:
     if per_day > per_month:
         raise ValueError(
@@ -63,17 +80,23 @@ def _check_order(source: str, per_day: int, per_month: int) -> None:
         )
 
 
+#: Seconds within which an identical MO is a redelivery (``[reset] duplicate_window``).
+DEFAULT_DUPLICATE_WINDOW = 1800.0
+
+
 @attrs.frozen(kw_only=True)
 class ResetPolicy:
     """Limits on successful resets per phone and per code, and the hash cost.
 
     ``duplicate_window`` is used by the intake (an identical MO within it is a
-    redelivery), not by the pipeline; it lives here because it is in ``[reset]``.
+    redelivery, unless the reply of the first one failed for good or expired),
+    not by the pipeline; it lives here because it is in ``[reset]``. Its
+    default covers a carrier's usual redelivery schedule (tens of minutes).
     """
 
     rate_limit_per_day: int = 3
     rate_limit_per_month: int = 10
-    duplicate_window: float = 120.0
+    duplicate_window: float = DEFAULT_DUPLICATE_WINDOW
     hash: HashParams = attrs.field(factory=HashParams)
 
     def __attrs_post_init__(self) -> None:
@@ -98,7 +121,9 @@ class ResetPolicy:
         defaults = cls()
 
         def positive(key: str, default: int) -> int:
-            return _positive_int(source, key, mapping.get(key, default))
+            value = _positive_int(source, key, mapping.get(key, default))
+            _at_most(source, key, value)
+            return value
 
         memory_kib = positive("hash_memory_kib", defaults.hash.memory_kib)
         time_cost = positive("hash_time_cost", defaults.hash.time_cost)
@@ -111,7 +136,10 @@ class ResetPolicy:
         per_day = positive("rate_limit_per_day", defaults.rate_limit_per_day)
         per_month = positive("rate_limit_per_month", defaults.rate_limit_per_month)
         _check_order(source, per_day, per_month)
-        window = _window(source, "duplicate_window", mapping.get("duplicate_window", 120.0))
+        window = _window(
+            source, "duplicate_window", mapping.get("duplicate_window", DEFAULT_DUPLICATE_WINDOW)
+        )
+        _at_most(source, "duplicate_window", window)
         return cls(
             rate_limit_per_day=per_day,
             rate_limit_per_month=per_month,

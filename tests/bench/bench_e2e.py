@@ -468,7 +468,7 @@ async def _bench(keys: str) -> bool:
     results: list[ScenarioFigures] = []
     with tempfile.TemporaryDirectory(prefix="smscd-bench-") as tmp:
         directory = Path(tmp)
-        config = write_bench_config(directory, smsc_port=9, metrics_port=0)
+        config = write_bench_config(directory, smsc_port=9, metrics_port=9)
         await trio.to_thread.run_sync(prepare_store, directory, config)
         numbers = _Numbers()
         for scenario in SCENARIOS:

@@ -13,7 +13,7 @@ def test_defaults() -> None:
     policy = ResetPolicy()
     assert policy.rate_limit_per_day == 3
     assert policy.rate_limit_per_month == 10
-    assert policy.duplicate_window == 120.0
+    assert policy.duplicate_window == 1800.0
     assert policy.hash == HashParams(memory_kib=19456, time_cost=2, parallelism=1)
     assert ResetPolicy.from_mapping({}) == policy
 
