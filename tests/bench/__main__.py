@@ -15,6 +15,7 @@ BENCHMARKS = (
     "tests.bench.bench_hash",
     "tests.bench.bench_store",
     "tests.bench.bench_e2e",
+    "tests.bench.bench_status",
 )
 
 
