@@ -36,12 +36,14 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 
-## fuzz: mutated PDUs into the SMPP core, bounded by count and time (not part of test)
+## fuzz: mutated PDUs into the SMPP core, then from the simulator into a running
+## daemon; each bounded by count and time (not part of test)
 FUZZ_CASES   ?= 1000000
 FUZZ_SECONDS ?= 600
 FUZZ_SEED    ?= 8079
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz core --cases $(FUZZ_CASES) --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED)
+	$(BIN)/python -m tests.fuzz daemon --cases $(FUZZ_CASES) --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache var

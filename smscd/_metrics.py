@@ -27,6 +27,9 @@ class Metrics:
     window_in_use: Gauge = attrs.field(init=False)
     link_up: Gauge = attrs.field(init=False)
     hash_cpu: Summary = attrs.field(init=False)
+    poison: Counter = attrs.field(init=False)
+    inbound_held: Gauge = attrs.field(init=False)
+    inbound_paused: Gauge = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         r = self.registry
@@ -50,6 +53,24 @@ class Metrics:
             "smscd_window_in_use", "Requests in flight", ["carrier"], registry=r
         )
         self.link_up = Gauge("smscd_link_bound", "1 when the bind is up", ["carrier"], registry=r)
+        self.poison = Counter(
+            "smscd_poison",
+            "Items whose processing failed on their own data, quarantined or refused, by stage",
+            ["stage"],
+            registry=r,
+        )
+        self.inbound_held = Gauge(
+            "smscd_inbound_held",
+            "MOs and receipts read and not yet answered ([[smsc]] max_unacked at most)",
+            ["carrier"],
+            registry=r,
+        )
+        self.inbound_paused = Gauge(
+            "smscd_inbound_paused",
+            "Times the link stopped reading because max_unacked were held",
+            ["carrier"],
+            registry=r,
+        )
         self.hash_cpu = Summary(
             "smscd_password_hash_cpu_seconds",
             "CPU time of the hashing process per new password (argon2id)",
@@ -57,4 +78,21 @@ class Metrics:
         )
 
     def render(self) -> bytes:
+        """The text exposition Prometheus scrapes (``/metrics``)."""
         return generate_latest(self.registry)
+
+    def totals(self) -> dict[tuple[str, str], float]:
+        """The counters the status page charts, summed over carriers:
+        ``("mo", outcome)``, ``("mt", state)`` and ``("receipts", stat)``."""
+        totals: dict[tuple[str, str], float] = {}
+        for family, counter, label in (
+            ("mo", self.mo, "outcome"),
+            ("mt", self.mt, "state"),
+            ("receipts", self.receipts, "stat"),
+        ):
+            for metric in counter.collect():
+                for sample in metric.samples:
+                    if sample.name.endswith("_total"):
+                        key = (family, sample.labels[label])
+                        totals[key] = totals.get(key, 0.0) + sample.value
+        return totals

@@ -1,19 +1,24 @@
 """The ``smscd`` command line: parses arguments and calls the one function that
 does the work. Nothing here knows SMPP or SQL.
 
-Exit codes: 0 ok, 1 the command ran and found a problem (bad rows, no account),
-2 unusable input (bad config, bad arguments, unmigrated database).
+Exit codes: 0 ok, 1 the command ran and found a problem (bad rows, no account,
+a daemon not healthy or not answering), 2 unusable input (bad config, bad
+arguments, unmigrated database).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from smscd import __version__
+
+if TYPE_CHECKING:
+    from smscd.config import Config
 
 __all__ = ["main"]
 
@@ -40,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("run", help="run the daemon in the foreground")
+    status = commands.add_parser(
+        "status",
+        help="print the running daemon's status (exit 0 only when every bind is up"
+        " and the store answers)",
+    )
+    status.add_argument("--json", action="store_true", help="print /status.json as it is")
+    status.add_argument("--timeout", type=float, default=5.0, help=argparse.SUPPRESS)
     commands.add_parser(
         "check-config", help="validate and print the effective config (secrets masked)"
     )
@@ -70,6 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--from", dest="start", type=_date, metavar="YYYY-MM-DD")
     report.add_argument("--to", dest="end", type=_date, metavar="YYYY-MM-DD")
     report.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    quarantine = commands.add_parser(
+        "quarantine", help="MOs and replies set aside after a failure: list, retry, drop"
+    )
+    q_commands = quarantine.add_subparsers(
+        dest="quarantine_command", required=True, metavar="ACTION"
+    )
+    q_list = q_commands.add_parser("list", help="what is in quarantine (exit 1 when anything is)")
+    q_list.add_argument("--format", choices=("table", "json"), default="table")
+    for action, text in (
+        ("retry", "put one item back in the stream"),
+        ("drop", "give one item up for good (a reply's body is masked)"),
+    ):
+        q_action = q_commands.add_parser(action, help=text)
+        q_action.add_argument("kind", choices=("mo", "reply"))
+        q_action.add_argument("id", type=int)
 
     commands.add_parser(
         "simulate",
@@ -125,6 +153,9 @@ def main(
 
         return run(config)
 
+    if args.command == "status":
+        return _status(config, as_json=args.json, timeout=args.timeout, out=out, err=err)
+
     if args.command == "db":
         from smscd.ops import db as ops_db
 
@@ -153,6 +184,17 @@ def main(
             )
         return ops_accounts.show(config.database_url, args.code, out, mask=mask_msisdn, err=err)
 
+    if args.command == "quarantine":
+        from smscd.ops import quarantine as ops_quarantine
+        from smscd.reset import mask_msisdn
+
+        if args.quarantine_command == "list":
+            return ops_quarantine.list_items(
+                config.database_url, fmt=args.format, mask=mask_msisdn, out=out, err=err
+            )
+        act = ops_quarantine.retry if args.quarantine_command == "retry" else ops_quarantine.drop
+        return act(config.database_url, args.kind, args.id, out=out, err=err)
+
     if args.command == "report":
         from smscd.ops import reports
 
@@ -162,6 +204,25 @@ def main(
         )
 
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse requires one
+
+
+def _status(config: Config, *, as_json: bool, timeout: float, out: TextIO, err: TextIO) -> int:
+    """``smscd status``: the daemon named by the config's ``[metrics] listen``."""
+    from smscd.web import StatusUnavailable, fetch_status, render_status
+
+    if config.metrics_listen is None:
+        print(f"smscd: status: {config.source}: [metrics] listen is empty: no status", file=err)
+        return 2
+    try:
+        document = fetch_status(config.metrics_listen, token=config.metrics_token, timeout=timeout)
+    except StatusUnavailable as exc:
+        print(f"smscd: status: {exc}", file=err)
+        return 1
+    if as_json:
+        out.write(json.dumps(document, indent=2) + "\n")
+    else:
+        out.write(render_status(document))
+    return 0 if document.get("healthy") is True else 1
 
 
 if __name__ == "__main__":

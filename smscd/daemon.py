@@ -68,6 +68,7 @@ import contextlib
 import gc
 import os
 import random
+import re
 import signal
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -80,7 +81,6 @@ import trio
 
 from smscd import _metrics
 from smscd._hashing import HashFailed, HashProcesses
-from smscd._http import serve_http
 from smscd._lockfile import AlreadyRunning, DaemonLock
 from smscd._systemd import Notifier, watchdog_interval
 from smscd.config import Config, ConfigError, load_config
@@ -96,7 +96,13 @@ from smscd.link import (
 )
 from smscd.logging import configure_logging
 from smscd.reset import (
+    Account,
+    ChargingMode,
+    Decision,
+    InboundMessage,
+    InboundState,
     Pipeline,
+    ResetCounts,
     ResetRequest,
     mask_msisdn,
     parse_message,
@@ -104,19 +110,15 @@ from smscd.reset import (
 )
 from smscd.smpp import CommandStatus
 from smscd.store import (
-    Account,
-    ChargingMode,
-    Decision,
     EarlyReceipt,
-    InboundMessage,
-    InboundState,
     NewInbound,
     NewReceipt,
     OutboundMessage,
     OutboundState,
+    QuarantinedItem,
     ReceiptMatch,
-    ResetCounts,
     StoreError,
+    StoreRejected,
     StoreUnavailable,
 )
 from smscd.store.sql import (
@@ -126,10 +128,21 @@ from smscd.store.sql import (
     open_store,
     sqlite_path,
 )
+from smscd.web import (
+    DayActivity,
+    QueueStatus,
+    StatusBoard,
+    StatusSnapshot,
+    StoreStatus,
+    create_app,
+    run_sampler,
+    serve_web,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 
+    from smscd.link import LinkStatistics
     from smscd.reset import Hasher
 
 __all__ = ["Daemon", "run"]
@@ -153,6 +166,13 @@ RETRY_MAX_S = 300.0
 #: Graceful stop budget (systemd's TimeoutStopSec is larger).
 STOP_DRAIN_S = 3.0
 RECOVERY_PERIOD_S = 5.0
+RECOVERY_BATCH = 500
+#: PostgreSQL: an MO another daemon claimed this long ago is taken over (that
+#: daemon died, or is stuck); see smscd.store._containment.
+CLAIM_STALE_S = 60.0
+#: How often replies are checked for expiry, and how many at a time.
+EXPIRY_PERIOD_S = 5.0
+EXPIRY_BATCH = 500
 CHECKPOINT_PERIOD_S = 30.0
 #: How long a small batch of the SMSC's acceptances waits for more before its
 #: transaction (nobody waits on these), and the size from which it does not
@@ -178,6 +198,10 @@ WORKERS_PER_CORE = 16
 #: (``_hashing.DEPTH``) while a batch of others waits for its commit
 #: (``RESET_BATCH_PER_HASHER``).
 RESETTERS_PER_HASHER = 8
+#: How long the status page and /healthz wait for the store's answer.
+STORE_CHECK_S = 2.0
+#: ...and for the last 30 days (read at most once a minute).
+DAILY_QUERY_S = 10.0
 #: Environment variable naming a file: profile the event loop into it (development).
 PROFILE_ENV = "SMSCD_PROFILE"
 
@@ -195,6 +219,42 @@ class _PendingReceipt:
 
 
 _Pending: TypeAlias = _PendingMo | _PendingReceipt
+
+
+@attrs.define(kw_only=True)
+class _Intake:
+    """What ``Daemon.commit_pending`` made of a batch: the MOs and receipts it
+    committed (with ``committed`` and ``resets`` as ``commit_intake`` gives
+    them), those the store refused, and those left when it went down."""
+
+    mos: list[_PendingMo]
+    receipts: list[_PendingReceipt]
+    committed: InboundCommit
+    resets: dict[int, _Reset] = attrs.field(factory=dict)
+    refused: list[tuple[_Pending, Exception]] = attrs.field(factory=list)
+    tempfail: list[_Pending] = attrs.field(factory=list)
+
+
+class ItemFailed(Exception):
+    """Deciding one MO failed on something else than the store: carries the
+    exception, for the worker to quarantine that MO alone."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(_describe(cause))
+        self.cause = cause
+
+
+_LONG_NUMBER = re.compile(r"\d{7,}")
+_DESCRIBE_LIMIT = 200
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as a log line or a quarantine reason may show it: its type
+    and message, numbers that could be phones masked, at most 200 characters."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = _LONG_NUMBER.sub(lambda m: mask_msisdn(m.group()), text)
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= _DESCRIBE_LIMIT else text[: _DESCRIBE_LIMIT - 3] + "..."
 
 
 #: What the first pass of a decision puts where the password hash goes; it is
@@ -440,12 +500,19 @@ class Daemon:
     #: find an MO the intake just committed RECEIVED before the committer has
     #: handed it on, and it is decided (and its password hashed) twice.
     claiming: trio.Lock = attrs.field(factory=trio.Lock)
+    #: Set when the committer left MOs RECEIVED for want of a free worker or
+    #: resetter: recovery runs at once instead of at its next period.
+    recovery_wanted: trio.Event = attrs.field(factory=trio.Event)
     senders: _Senders = attrs.field(factory=_Senders)
     #: Per carrier: where freshly committed replies go to be submitted.
     handoff: dict[str, trio.MemorySendChannel[OutboundMessage]] = attrs.field(factory=dict)
     stopping: bool = False
     intake_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     metrics_port: int | None = None
+    #: What the status page shows that is not read live (see smscd.web).
+    board: StatusBoard = attrs.field(factory=StatusBoard)
+    #: The committer's channel, for the status page's intake backlog.
+    intake_channel: trio.MemoryReceiveChannel[_Pending] | None = None
     #: Group commits: decisions (with their password, reply and charge) and the
     #: SMSC's acceptances of replies, each many per transaction under load.
     quick_decisions: _GroupCommit[InboundMessage, tuple[Decision, int | None] | _NeedsHash] = (
@@ -536,9 +603,9 @@ class Daemon:
                 held = {m for m in {p.new.msisdn for p in mos} if self.senders.try_hold(m)}
                 try:
                     async with self.claiming:
-                        committed, resets = await self.commit_intake(
-                            [p.new for p in mos], [p.new for p in receipts], held
-                        )
+                        intake = await self.commit_pending(mos, receipts, held)
+                        mos, receipts = intake.mos, intake.receipts
+                        committed, resets = intake.committed, intake.resets
                         self.in_progress.update(
                             row.id
                             for row, decision, outbound_id in committed.messages
@@ -566,7 +633,8 @@ class Daemon:
                 # Released before anything here waits: a worker may wait for one.
                 for msisdn in held - {r.mo.msisdn for r in resets.values()}:
                     self.senders.release(msisdn)
-                await ack_all([p.item for p in batch], 0)
+                await ack_all([*(p.item for p in mos), *(p.item for p in receipts)], 0)
+                await self.refuse(intake)
                 for receipt, match in zip(receipts, committed.receipts, strict=True):
                     self.receipt_recorded(receipt.new, match)
                 self.receipts_matched(committed.early)
@@ -584,15 +652,106 @@ class Daemon:
                         self.decided(row, decision, outbound_id)
                         if not self.hand_off_now(row, decision, outbound_id):
                             overflow.append(outbound_id)
-                    elif row.id not in resets:
-                        await send_decide.send(row)
+                    elif row.id not in resets and not _offer(send_decide, row):
+                        # No worker free: the row is durable; recovery takes it.
+                        self.leave_for_recovery(row)
                 for reset in resets.values():
-                    await send_reset.send(reset)
+                    if not _offer(send_reset, reset):
+                        # No resetter free: decided again by a worker (a new
+                        # password; this one was never hashed nor stored).
+                        self.senders.release(reset.mo.msisdn)
+                        self.leave_for_recovery(reset.mo)
                 if overflow:
                     # No submitter free and the hand-off buffer full: let the
                     # claimer take these now rather than when their lease ends.
                     with contextlib.suppress(StoreError):
                         await self.db(self.store.release_leases, overflow)
+
+    async def commit_pending(
+        self,
+        mos: list[_PendingMo],
+        receipts: list[_PendingReceipt],
+        held: set[str],
+    ) -> _Intake:
+        """``commit_intake`` of the batch. If the store refuses it for another
+        reason than being unavailable (one item's data, or a bug that one
+        item's data reaches), each item is committed alone, without the SMSC's
+        acceptances (which go to the accept_recorder, which contains its own):
+        the item that fails alone is refused, the others go on. Raises
+        StoreUnavailable only when nothing was committed."""
+        try:
+            committed, resets = await self.commit_intake(
+                [p.new for p in mos], [p.new for p in receipts], held
+            )
+            return _Intake(mos=mos, receipts=receipts, committed=committed, resets=resets)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            log.warning(
+                "intake_batch_refused", error=_describe(exc), items=len(mos) + len(receipts)
+            )
+        intake = _Intake(mos=[], receipts=[], committed=InboundCommit(messages=[], receipts=[]))
+        everything: list[_Pending] = [*mos, *receipts]
+        for pending in everything:
+            if intake.tempfail:
+                intake.tempfail.append(pending)
+                continue
+            try:
+                committed, resets = await self.commit_intake(
+                    [pending.new] if isinstance(pending, _PendingMo) else [],
+                    [pending.new] if isinstance(pending, _PendingReceipt) else [],
+                    held,
+                    with_accepted=False,
+                )
+            except StoreUnavailable:
+                intake.tempfail.append(pending)
+            except Exception as exc:
+                intake.refused.append((pending, exc))
+            else:
+                if isinstance(pending, _PendingMo):
+                    intake.mos.append(pending)
+                else:
+                    intake.receipts.append(pending)
+                intake.committed.messages.extend(committed.messages)
+                intake.committed.receipts.extend(committed.receipts)
+                intake.committed.early.extend(committed.early)
+                intake.resets.update(resets)
+        return intake
+
+    async def refuse(self, intake: _Intake) -> None:
+        """Answer what ``commit_pending`` could not commit: ESME_RX_P_APPN (0x65) for
+        an item the store refuses (the SMSC would redeliver it to the same
+        end), ESME_RX_T_APPN for the rest of a batch the store went down in."""
+        for pending, exc in intake.refused:
+            self.metrics.poison.labels(stage="intake").inc()
+            if isinstance(pending, _PendingMo):
+                log.error(
+                    "mo_refused",
+                    stage="intake",
+                    carrier=pending.new.carrier,
+                    msisdn=mask_msisdn(pending.new.source_addr),
+                    error=_describe(exc),
+                )
+            else:
+                log.error(
+                    "receipt_refused",
+                    stage="intake",
+                    carrier=pending.new.carrier,
+                    message_id=pending.new.message_id[:64],
+                    error=_describe(exc),
+                )
+        if intake.refused:
+            await ack_all([p.item for p, _exc in intake.refused], CommandStatus.ESME_RX_P_APPN)
+        if intake.tempfail:
+            log.error("inbound_store_failed", mos=len(intake.tempfail), receipts=0)
+            await ack_all([p.item for p in intake.tempfail], CommandStatus.ESME_RX_T_APPN)
+
+    def leave_for_recovery(self, mo: InboundMessage) -> None:
+        """An MO the committer could not hand on without waiting: it stays
+        RECEIVED in the store, and recovery, woken now, feeds it to a worker
+        (the committer never waits for the stages after it)."""
+        self.in_progress.discard(mo.id)
+        self.recovery_wanted.set()
 
     async def gather_intake(
         self, receive: trio.MemoryReceiveChannel[_Pending], first: _Pending
@@ -624,7 +783,12 @@ class Daemon:
         return batch
 
     async def commit_intake(
-        self, mos: Sequence[NewInbound], receipts: Sequence[NewReceipt], held: set[str]
+        self,
+        mos: Sequence[NewInbound],
+        receipts: Sequence[NewReceipt],
+        held: set[str],
+        *,
+        with_accepted: bool = True,
     ) -> tuple[InboundCommit, dict[int, _Reset]]:
         """``intake_batch`` in a thread, with the SMSC's acceptances waiting:
         they go first in its transaction, so that its receipts find their
@@ -632,7 +796,7 @@ class Daemon:
         takes them, so that no acceptance taken before this transaction is
         written after it. On failure they go back to the accept_recorder."""
         async with self.accepting:
-            accepted = self.take_accepted()
+            accepted = self.take_accepted() if with_accepted else []
             try:
                 return await self.db(self.intake_batch, mos, receipts, held, accepted)
             except BaseException:
@@ -719,6 +883,8 @@ class Daemon:
         for mo, outcome in zip(
             batch, self.decide_each(batch, catcher, free_senders=free_senders), strict=True
         ):
+            # An ItemFailed is left RECEIVED too: a worker meets it again and
+            # quarantines that MO alone.
             if isinstance(outcome, StoreError):
                 failed.append(outcome)
             if not isinstance(outcome, Decision):
@@ -740,10 +906,12 @@ class Daemon:
         hasher: Hasher,
         *,
         free_senders: set[str] | None = None,
-    ) -> Iterator[Decision | StoreError | _OwnerWaits]:
+    ) -> Iterator[Decision | StoreError | _OwnerWaits | ItemFailed]:
         """Blocking: ``Pipeline.decide`` for each MO of ``batch`` in turn (lazily:
         a caller may look at its hasher between two), the batch's accounts read
-        in one query first; each MO's decision, or the exception that stopped it."""
+        in one query first; each MO's decision, or the exception that stopped it
+        (any other than the store's and ``_OwnerWaits`` as ItemFailed: that
+        MO's own, never its batch's)."""
         try:
             store = _BatchReads.prefetch(
                 self.store, (mo.text for mo in batch), free_senders=free_senders
@@ -751,6 +919,10 @@ class Daemon:
         except StoreError as exc:
             yield from (exc for _mo in batch)
             return
+        except Exception as exc:
+            # One text the prefetch chokes on: each MO reads its own account.
+            log.warning("decision_prefetch_failed", error=_describe(exc), mos=len(batch))
+            store = _BatchReads(self.store, {}, free_senders)
         pipeline = attrs.evolve(self.pipeline, hasher=hasher)
         for mo in batch:
             try:
@@ -759,6 +931,8 @@ class Daemon:
                 )
             except (_OwnerWaits, StoreError) as exc:
                 yield exc
+            except Exception as exc:
+                yield ItemFailed(exc)
 
     def charging(self, carrier: str) -> ChargingMode:
         smsc = self.config.smsc(carrier) if carrier in self.links else None
@@ -773,6 +947,9 @@ class Daemon:
                     await self.senders.hold(mo.msisdn)
                     try:
                         await self.decide(mo)
+                    except Exception as exc:
+                        # One MO's failure is that MO's: the worker goes on.
+                        await self.quarantine_mo(mo, "decide", exc)
                     finally:
                         self.senders.release(mo.msisdn)
                 finally:
@@ -786,6 +963,8 @@ class Daemon:
             async for reset in receive_reset:
                 try:
                     await self.finish_reset(reset.mo, reset.reset)
+                except Exception as exc:
+                    await self.quarantine_mo(reset.mo, "reset", exc)
                 finally:
                     self.senders.release(reset.mo.msisdn)
                     self.in_progress.discard(reset.mo.id)
@@ -800,6 +979,12 @@ class Daemon:
         finished like one decided at intake (``finish_reset``)."""
         try:
             quick = await self.quick_decisions.submit(mo)
+        except ItemFailed as exc:
+            await self.quarantine_mo(mo, "decide", exc.cause)
+            return
+        except StoreRejected as exc:
+            await self.quarantine_mo(mo, "decide", exc)
+            return
         except StoreError as exc:
             # The MO stays RECEIVED; recovery retries it.
             log.warning("reset_step_failed", mo_id=mo.id, error=str(exc))
@@ -817,6 +1002,9 @@ class Daemon:
             self.metrics.hash_cpu.observe(cpu_s)
             decision = attrs.evolve(reset.decision, password_hash=password_hash)
             outbound_id = await self.reset_commits.submit(decision)
+        except StoreRejected as exc:
+            await self.quarantine_mo(mo, "reset", exc)
+            return
         except (StoreError, HashFailed) as exc:
             # The MO stays RECEIVED; recovery decides it again (a new password).
             log.warning("reset_step_failed", mo_id=mo.id, error=str(exc))
@@ -837,6 +1025,58 @@ class Daemon:
         if not self.hand_off_now(mo, decision, outbound_id):
             with contextlib.suppress(StoreError):
                 await self.db(self.store.release_leases, [outbound_id])
+
+    async def quarantine_mo(self, mo: InboundMessage, stage: str, exc: Exception) -> None:
+        """Set one MO aside after its processing failed at ``stage``: logged
+        with its id, counted (``smscd_poison_total``), QUARANTINED in the
+        store with the reason. If even that write fails, the MO stays
+        RECEIVED and recovery meets it again."""
+        reason = _describe(exc)
+        self.metrics.poison.labels(stage=stage).inc()
+        log.error(
+            "mo_quarantined",
+            mo_id=mo.id,
+            carrier=mo.carrier,
+            msisdn=mask_msisdn(mo.source_addr),
+            stage=stage,
+            reason=reason,
+        )
+        with trio.CancelScope(shield=True):
+            try:
+                await self.db(
+                    self.store.quarantine_inbound,
+                    [mo.id],
+                    stage=stage,
+                    reason=reason,
+                    now=datetime.now(UTC),
+                )
+            except StoreError as store_exc:
+                log.error("quarantine_failed", mo_id=mo.id, error=str(store_exc))
+
+    async def quarantine_reply(self, row: OutboundMessage, stage: str, exc: Exception) -> None:
+        """``quarantine_mo`` for a reply (its lease is freed with it)."""
+        reason = _describe(exc)
+        self.metrics.poison.labels(stage=stage).inc()
+        log.error(
+            "mt_quarantined",
+            outbound_id=row.id,
+            mo_id=row.inbound_id,
+            carrier=row.carrier,
+            msisdn=mask_msisdn(row.destination_addr),
+            stage=stage,
+            reason=reason,
+        )
+        with trio.CancelScope(shield=True):
+            try:
+                await self.db(
+                    self.store.quarantine_outbound,
+                    [row.id],
+                    stage=stage,
+                    reason=reason,
+                    now=datetime.now(UTC),
+                )
+            except StoreError as store_exc:
+                log.error("quarantine_failed", outbound_id=row.id, error=str(store_exc))
 
     def decided(self, mo: InboundMessage, decision: Decision, outbound_id: int) -> None:
         """Count and log a committed decision."""
@@ -927,10 +1167,16 @@ class Daemon:
             while True:
                 async with self.claiming:
                     try:
-                        rows = await self.db(self.store.claim_inbound, limit=500)
+                        rows, quarantined = await self.db(
+                            self.store.recover_inbound,
+                            limit=RECOVERY_BATCH,
+                            now=datetime.now(UTC),
+                            stale_s=CLAIM_STALE_S,
+                        )
                     except StoreError as exc:
                         log.warning("recovery_failed", error=str(exc))
-                        rows = []
+                        rows, quarantined = [], []
+                    self.abandoned(quarantined)
                     rows = [
                         row
                         for row in rows
@@ -940,7 +1186,10 @@ class Daemon:
                 for row in rows:
                     log.info("mo_recovered", mo_id=row.id, carrier=row.carrier)
                     await send_decide.send(row)
-                await trio.sleep(RECOVERY_PERIOD_S)
+                if len(rows) < RECOVERY_BATCH:
+                    with trio.move_on_after(RECOVERY_PERIOD_S):
+                        await self.recovery_wanted.wait()
+                self.recovery_wanted = trio.Event()
 
     # --- outbox ----------------------------------------------------------------------
 
@@ -959,8 +1208,8 @@ class Daemon:
             async with send_row:
                 while not self.stopping:
                     try:
-                        rows = await self.db(
-                            self.store.claim_outbound,
+                        rows, quarantined = await self.db(
+                            self.store.lease_outbound,
                             carrier=name,
                             now=datetime.now(UTC),
                             limit=link_config.window,
@@ -968,7 +1217,8 @@ class Daemon:
                         )
                     except StoreError as exc:
                         log.warning("outbox_claim_failed", error=str(exc))
-                        rows = []
+                        rows, quarantined = [], []
+                    self.abandoned(quarantined)
                     for row in rows:
                         await send_row.send(row)
                     if len(rows) < link_config.window:
@@ -981,18 +1231,24 @@ class Daemon:
         link = self.links[name]
         async with receive_row:
             async for row in receive_row:
-                message = OutboundSm(
-                    source_addr=self.config.short_code,
-                    source_addr_ton=smsc.source_ton,
-                    source_addr_npi=smsc.source_npi,
-                    destination_addr=row.destination_addr,
-                    dest_addr_ton=row.dest_addr_ton,
-                    dest_addr_npi=row.dest_addr_npi,
-                    text=row.body,
-                )
                 self.submitting += 1
                 try:
+                    message = OutboundSm(
+                        source_addr=self.config.short_code,
+                        source_addr_ton=smsc.source_ton,
+                        source_addr_npi=smsc.source_npi,
+                        destination_addr=row.destination_addr,
+                        dest_addr_ton=row.dest_addr_ton,
+                        dest_addr_npi=row.dest_addr_npi,
+                        text=row.body,
+                    )
                     result = await link.submit(message)
+                except Exception as exc:
+                    # A reply that cannot be submitted at all (not encodable):
+                    # that reply's failure, not the submitter's.
+                    await self.quarantine_reply(row, "submit", exc)
+                    continue
+                else:
                     await self.settle(name, row, result)
                 finally:
                     self.submitting -= 1
@@ -1046,9 +1302,13 @@ class Daemon:
                             mo_id=row.inbound_id,
                             status=f"0x{status:08x}",
                         )
+            except StoreRejected as exc:
+                await self.quarantine_reply(row, "settle", exc)
             except StoreError as exc:
                 # The lease expires and the row is claimed again.
                 log.error("mt_settle_failed", outbound_id=row.id, error=str(exc))
+            except Exception as exc:
+                await self.quarantine_reply(row, "settle", exc)
 
     async def accept_recorder(self) -> None:
         """Group commit of the SMSC's acceptances: every one waiting, in one
@@ -1074,9 +1334,82 @@ class Daemon:
                 with trio.CancelScope(shield=True):
                     try:
                         self.receipts_matched(await self.db(self.mark_accepted, batch))
-                    except StoreError as exc:
+                    except StoreUnavailable as exc:
                         # Their leases expire and the replies are claimed again.
                         log.error("mt_settle_failed", count=len(batch), error=str(exc))
+                    except Exception as exc:
+                        log.warning("accept_batch_refused", error=_describe(exc), count=len(batch))
+                        await self.accept_one_by_one(batch)
+
+    async def accept_one_by_one(self, batch: Sequence[tuple[int, str, frozenset[str]]]) -> None:
+        """The acceptances of a batch the store refused, each alone. One it
+        refuses again is recorded without the SMSC's message id (the reply was
+        sent: it must be ACCEPTED, its body masked, never sent again; only its
+        receipt will not match), counted as poison (stage ``accept``)."""
+        for outbound_id, message_id, id_keys in batch:
+            try:
+                self.receipts_matched(
+                    await self.db(self.mark_accepted, [(outbound_id, message_id, id_keys)])
+                )
+                continue
+            except StoreUnavailable as exc:
+                log.error("mt_settle_failed", outbound_id=outbound_id, error=str(exc))
+                continue
+            except Exception as exc:
+                self.metrics.poison.labels(stage="accept").inc()
+                log.error(
+                    "mt_accepted_without_id",
+                    outbound_id=outbound_id,
+                    stage="accept",
+                    error=_describe(exc),
+                )
+            try:
+                await self.db(self.mark_accepted, [(outbound_id, "", frozenset())])
+            except StoreError as exc:
+                log.error("mt_settle_failed", outbound_id=outbound_id, error=str(exc))
+
+    def abandoned(self, quarantined: Iterable[QuarantinedItem]) -> None:
+        """Log and count the items recovery or the claimer set aside because
+        two daemons in a row stopped while holding them (see
+        ``smscd.store._containment``)."""
+        for item in quarantined:
+            self.metrics.poison.labels(stage="recovery").inc()
+            log.error(
+                "mo_quarantined" if item.kind == "mo" else "mt_quarantined",
+                **({"mo_id": item.id} if item.kind == "mo" else {"outbound_id": item.id}),
+                carrier=item.carrier,
+                msisdn=mask_msisdn(item.address),
+                stage=item.stage,
+                reason=item.reason,
+            )
+
+    async def expirer(self) -> None:
+        """Expire the replies not accepted in time (``[outbox] reply_expiry``,
+        ``max_attempts``): nobody gets a stale password."""
+        outbox = self.config.outbox
+        while True:
+            try:
+                expired = await self.db(
+                    self.store.expire_replies,
+                    now=datetime.now(UTC),
+                    max_age_s=outbox.reply_expiry,
+                    max_attempts=outbox.max_attempts,
+                )
+            except StoreError as exc:
+                log.warning("expiry_failed", error=str(exc))
+                expired = []
+            for reply in expired:
+                self.metrics.mt.labels(carrier=reply.carrier, state="expired").inc()
+                log.warning(
+                    "mt_expired",
+                    outbound_id=reply.outbound_id,
+                    mo_id=reply.inbound_id,
+                    carrier=reply.carrier,
+                    msisdn=mask_msisdn(reply.destination_addr),
+                    attempts=reply.attempts,
+                )
+            if len(expired) < EXPIRY_BATCH:
+                await trio.sleep(EXPIRY_PERIOD_S)
 
     def take_accepted(self) -> list[tuple[int, str, frozenset[str]]]:
         """The acceptances waiting, at most a batch, out of ``accepted``; the
@@ -1113,6 +1446,8 @@ class Daemon:
                 stats = link.statistics()
                 self.metrics.link_up.labels(carrier=name).set(1 if stats.bound else 0)
                 self.metrics.window_in_use.labels(carrier=name).set(stats.in_flight)
+                self.metrics.inbound_held.labels(carrier=name).set(stats.inbound_held)
+                self.metrics.inbound_paused.labels(carrier=name).set(stats.inbound_paused)
             await trio.sleep(1.0)
 
     async def maintenance(self) -> None:
@@ -1124,21 +1459,84 @@ class Daemon:
             except StoreError as exc:
                 log.warning("checkpoint_failed", error=str(exc))
 
-    async def healthz(self) -> tuple[int, str, bytes]:
+    async def health_problems(self) -> list[str]:
+        """``/healthz``: why the daemon is not healthy (every link bound, the
+        store answering), one line each; empty when it is."""
         problems = [
             f"link {n} not bound" for n, link in self.links.items() if not link.statistics().bound
         ]
         try:
-            with trio.fail_after(2):
+            with trio.fail_after(STORE_CHECK_S):
                 await self.db(self.store.outbox_depth)
         except (StoreError, trio.TooSlowError) as exc:
-            problems.append(f"store: {exc}")
-        if problems:
-            return 503, "text/plain", ("\n".join(problems) + "\n").encode()
-        return 200, "text/plain", b"ok\n"
+            problems.append(f"store: {exc or 'no answer'}")
+        return problems
 
-    async def metrics_page(self) -> tuple[int, str, bytes]:
-        return 200, _metrics.CONTENT_TYPE, self.metrics.render()
+    def metrics_text(self) -> bytes:
+        """``/metrics``: the Prometheus text of the daemon's registry."""
+        return self.metrics.render()
+
+    async def status(self) -> StatusSnapshot:
+        """``/status.json`` and the page: links, queues and the last hour read
+        now, the outbox from the store (which says whether it answers), and
+        the last 30 days from the store at most once a minute (as the board
+        says: mostly its last two days). A store that does not answer in time
+        is abandoned to its thread (the page must not hang on it) and shown as
+        not answering."""
+
+        async def query(seconds: float, fn: Callable[..., T], **kwargs: object) -> T:
+            with trio.fail_after(seconds):
+                return await trio.to_thread.run_sync(
+                    partial(fn, **kwargs), limiter=self.db_limiter, abandon_on_cancel=True
+                )
+
+        now = datetime.now(UTC)
+        depth: Mapping[str, int] = {}
+        oldest_s: float | None = None
+        store = StoreStatus(ok=True)
+        try:
+            depth, oldest = await query(
+                STORE_CHECK_S, self.store.outbox_summary, carriers=list(self.links)
+            )
+            oldest_s = (now - oldest).total_seconds() if oldest is not None else None
+        except (StoreError, trio.TooSlowError) as exc:
+            store = StoreStatus(ok=False, error=str(exc) or f"no answer within {STORE_CHECK_S} s")
+        start = self.board.daily_turn(now) if store.ok else None
+        if start is not None:
+            try:
+                rows = await query(DAILY_QUERY_S, self.store.daily_activity, start=start)
+            except (StoreError, trio.TooSlowError) as exc:
+                log.warning("status_query_failed", error=str(exc) or "no answer in time")
+            else:
+                self.board.set_daily(
+                    start,
+                    (
+                        DayActivity(
+                            day=r.day, carrier=r.carrier, resets=r.resets, charges_vnd=r.charges_vnd
+                        )
+                        for r in rows
+                    ),
+                )
+        backlog = sum(
+            link.inbound().statistics().current_buffer_used for link in self.links.values()
+        )
+        if self.intake_channel is not None:
+            backlog += self.intake_channel.statistics().current_buffer_used
+        return self.board.snapshot(
+            now=now,
+            totals=self.metrics.totals(),
+            links=self.link_statistics(),
+            queues=QueueStatus(
+                outbox_depth=sum(depth.values()),
+                outbox_oldest_s=oldest_s,
+                hashing_queue=self.hashing.waiting,
+                intake_backlog=backlog,
+            ),
+            store=store,
+        )
+
+    def link_statistics(self) -> list[LinkStatistics]:
+        return [link.statistics() for link in self.links.values()]
 
     def reload(self) -> None:
         """SIGHUP: reply texts and rate limits from the same file; a bad file is
@@ -1189,6 +1587,12 @@ class Daemon:
             while self.submitting:  # noqa: ASYNC110 - many tasks change it; bounded above
                 await trio.sleep(0.01)
         await self.write_accepted()
+        with trio.move_on_after(STOP_DRAIN_S, shield=True):
+            try:
+                mos, replies = await self.db(self.store.release_own)
+                log.info("claims_released", mos=mos, replies=replies)
+            except StoreError as exc:
+                log.warning("claims_release_failed", error=str(exc))
         log.info("daemon_stopped")
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -1203,6 +1607,7 @@ class Daemon:
             )
             send_decide, receive_decide = trio.open_memory_channel[InboundMessage](0)
             send_reset, receive_reset = trio.open_memory_channel[_Reset](0)
+            self.intake_channel = receive_inbound
             async with (
                 send_inbound,
                 receive_inbound,
@@ -1229,14 +1634,11 @@ class Daemon:
             root.start_soon(self.watchdog)
             root.start_soon(self.refresh_gauges)
             root.start_soon(self.maintenance)
+            root.start_soon(self.expirer)
+            root.start_soon(run_sampler, self.board, self.metrics.totals, self.link_statistics)
             if self.config.metrics_listen:
-                host, port = self.config.metrics_listen.rsplit(":", 1)
-                self.metrics_port = await root.start(
-                    serve_http,
-                    host,
-                    int(port),
-                    {"/metrics": self.metrics_page, "/healthz": self.healthz},
-                )
+                app = create_app(self, token=self.config.metrics_token)
+                self.metrics_port = await root.start(serve_web, app, self.config.metrics_listen)
             await self.notifier.notify("READY=1", "STATUS=serving")
             log.info("daemon_ready", carriers=list(self.links), metrics_port=self.metrics_port)
             task_status.started()
@@ -1251,29 +1653,39 @@ class Daemon:
                     nursery.start_soon(self.intake, name, send.clone())
 
 
+def _offer(channel: trio.MemorySendChannel[T], item: T) -> bool:
+    """Hand ``item`` on if a receiver is free now; False (never waiting) if not."""
+    try:
+        channel.send_nowait(item)
+    except trio.WouldBlock:
+        return False
+    return True
+
+
 def _cpu_count() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
-def build(config: Config) -> Daemon:
+def build(config: Config, *, board: StatusBoard | None = None) -> Daemon:
     store = open_store(config.database_url)
     pipeline = Pipeline(policy=config.reset, templates=config.templates, hasher=_HashesElsewhere())
     links = {smsc.name: Link(smsc.link) for smsc in config.smscs}
-    return Daemon(config=config, store=store, pipeline=pipeline, links=links)
+    return Daemon(
+        config=config, store=store, pipeline=pipeline, links=links, board=board or StatusBoard()
+    )
 
 
 def run(config: Config) -> int:
     """``smscd run``: returns the process exit code."""
-    configure_logging(format=config.log.format, level=config.log.level)
-    if not config.smscs:
-        log.error("config_invalid", error=f"{config.source}: no [[smsc]] entry")
-        return 2
+    # The status page's last warnings are kept from the first line logged.
+    board = StatusBoard()
+    configure_logging(format=config.log.format, level=config.log.level, sink=board.events)
     database = sqlite_path(config.database_url)
     lock = DaemonLock(database) if database is not None else None
     try:
         if lock is not None:
             lock.acquire()
-        daemon = build(config)
+        daemon = build(config, board=board)
     except AlreadyRunning as exc:
         log.error("daemon_already_running", error=str(exc))
         return 2
@@ -1285,11 +1697,13 @@ def run(config: Config) -> int:
         return 1
     try:
         if lock is not None:
-            # Sole user of this SQLite store: leases still held are a killed
-            # predecessor's; free them instead of waiting them out.
-            released = daemon.store.release_leases()
-            if released:
-                log.info("outbox_leases_released", count=released)
+            # Sole user of this SQLite store: MOs and leases still held are a
+            # killed predecessor's. Each counts a claim (an item two dead
+            # daemons held is quarantined when taken up, never run a third
+            # time), and is freed instead of waited out.
+            mos, replies = daemon.store.release_abandoned()
+            if mos or replies:
+                log.info("abandoned_claims_released", mos=mos, replies=replies)
         # What was imported and built so far lives as long as the process:
         # out of the collector's sight, a full collection walks about 7,000
         # objects instead of 100,000, and stalls the event loop (and the

@@ -3,6 +3,8 @@
 Modes:
 
     core    mutated PDUs into the sans-I/O SMPP core (tests.fuzz.fuzz_core)
+    daemon  hostile and mutated PDUs from the simulator into ``smscd run``
+            (tests.fuzz.fuzz_daemon)
 
 Each mode module offers ``add_arguments(parser)`` and ``main(args) -> int`` (the
 exit status: 0 when nothing failed); a new mode is one more entry in ``MODES``.
@@ -16,6 +18,7 @@ import sys
 
 MODES = {
     "core": "tests.fuzz.fuzz_core",
+    "daemon": "tests.fuzz.fuzz_daemon",
 }
 
 

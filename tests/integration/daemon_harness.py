@@ -206,6 +206,7 @@ async def open_daemon(
     env: dict[str, str] | None = None,
     window: int = 10,
     throughput: float = 0,
+    extra: str = "",
 ) -> AsyncIterator[DaemonProcess]:
     """Simulator + migrated store + ``smscd run``; the daemon is SIGKILLed on exit
     if a test left it running."""
@@ -220,6 +221,7 @@ async def open_daemon(
             templates=templates,
             window=window,
             throughput=throughput,
+            extra=extra,
         )
         await trio.to_thread.run_sync(prepare_store, tmp_path, config)
         daemon = await start_daemon(nursery, tmp_path, config, sim, metrics_port, env=env)

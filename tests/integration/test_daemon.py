@@ -317,7 +317,7 @@ async def test_kill_9_after_ack_then_restart_answers_every_mo_once(tmp_path: Pat
                 with trio.fail_after(20):
                     while len({s.event.destination_addr for s in sim.submitted}) < len(senders):
                         await trio.sleep(0.05)
-                assert '"outbox_leases_released"' in again.log_text()
+                assert '"abandoned_claims_released"' in again.log_text()
                 again.signal(signal.SIGTERM)
                 assert await again.wait_exit() == 0
             per_dest = Counter(s.event.destination_addr for s in sim.submitted)
@@ -421,7 +421,7 @@ async def test_duplicate_mo_is_answered_once(tmp_path: Path) -> None:
 async def test_unmigrated_database_is_refused(tmp_path: Path) -> None:
     from tests.integration.daemon_harness import SMSCD, write_config
 
-    config = write_config(tmp_path, smsc_port=9, metrics_port=0)
+    config = write_config(tmp_path, smsc_port=9, metrics_port=9)
     result = await trio.run_process(
         [*SMSCD, "-c", str(config), "run"], capture_stdout=True, capture_stderr=True, check=False
     )

@@ -21,18 +21,20 @@ from smscd._hashing import HashProcesses
 from smscd.config import parse_config
 from smscd.daemon import RECEIPT_LINGER_S, RESET_BATCH_PER_HASHER, RESET_LINGER_S, Daemon
 from smscd.link import InboundMo, Link
-from smscd.reset import HashParams, PasswordHasher, Pipeline
-from smscd.store import (
+from smscd.reset import (
     ChargingMode,
     Decision,
+    HashParams,
     InboundMessage,
     InboundState,
-    NewInbound,
-    OutboundMessage,
     Outcome,
+    PasswordHasher,
+    Pipeline,
 )
+from smscd.smpp import CommandStatus
+from smscd.store import NewInbound, OutboundMessage
 from smscd.store.sql import open_store
-from tests.store.helpers import PHONE, add_account, new_mo
+from tests.store.helpers import PHONE, add_account, new_mo, rows
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -249,12 +251,13 @@ class _Acks:
         self.statuses.append(status)
 
 
-async def test_recovery_leaves_alone_the_resets_the_committer_is_handing_on(
+async def test_the_committer_never_waits_for_a_resetter_and_recovery_takes_the_rest(
     tmp_path: Path,
 ) -> None:
-    """The committer hands its resets on one at a time, waiting for a free
-    resetter. Recovery, which runs meanwhile, must not take the ones still
-    waiting to be handed on: decided twice, each would be hashed twice."""
+    """With no resetter free, the committer does not wait: both MOs are
+    acknowledged, their resets are left RECEIVED (senders released), and
+    recovery, woken at once rather than at its period, hands each to a worker
+    exactly once."""
     daemon = _daemon(tmp_path)
     senders = [("0123456789", "84327000686"), ("0123456780", "84327000687")]
     acks = _Acks()
@@ -263,44 +266,125 @@ async def test_recovery_leaves_alone_the_resets_the_committer_is_handing_on(
     send_reset, receive_reset = trio.open_memory_channel[daemon_module._Reset](0)
     for code, phone in senders:
         add_account(daemon.store, code, phone)
-        new = new_mo(carrier="sim", msisdn=phone, source_addr=phone, text=f"BH MK {code}")
-        item = InboundMo(
-            carrier="sim",
-            source_addr=phone,
-            source_addr_ton=1,
-            source_addr_npi=1,
-            destination_addr="8079",
-            text=new.text,
-            data_coding=0,
-            parts=1,
-            ack_handle=acks,
-        )
-        send_inbound.send_nowait(daemon_module._PendingMo(item=item, new=new))
-    claims = 0
-    claim_inbound = daemon.store.claim_inbound
-
-    def counted_claim(*, limit: int) -> list[InboundMessage]:
-        nonlocal claims
-        claims += 1
-        return claim_inbound(limit=limit)
-
-    daemon.store.claim_inbound = counted_claim  # type: ignore[method-assign]
-    with trio.fail_after(10):
+        send_inbound.send_nowait(_text_mo(acks, phone, f"BH MK {code}"))
+    with trio.fail_after(2):  # well under recovery's period (5 s)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(daemon.committer, receive_inbound, send_decide.clone(), send_reset)
-            # Both committed and acknowledged; the first reset waits for a resetter.
-            while send_reset.statistics().tasks_waiting_send == 0:
-                await trio.sleep(0.01)
-            assert acks.statuses == [0, 0]
             nursery.start_soon(daemon.recovery, send_decide)
-            while claims == 0:
-                await trio.sleep(0.01)
+            first = await receive_decide.receive()
+            second = await receive_decide.receive()
+            assert acks.statuses == [0, 0]
+            assert sorted([first.msisdn, second.msisdn]) == [phone for _code, phone in senders]
+            assert {first.state, second.state} == {InboundState.RECEIVED}
+            # Each once: recovery's next pass finds them in progress.
+            daemon.recovery_wanted.set()
             await trio.testing.wait_all_tasks_blocked()
             with pytest.raises(trio.WouldBlock):
                 receive_decide.receive_nowait()
-            # Handed on in turn, each once, both RECEIVED until a resetter commits it.
-            first = await receive_reset.receive()
-            second = await receive_reset.receive()
-            assert [first.mo.msisdn, second.mo.msisdn] == [phone for _code, phone in senders]
+            with pytest.raises(trio.WouldBlock):
+                receive_reset.receive_nowait()
+            # The senders are free for the workers that will decide them.
+            assert all(daemon.senders.try_hold(phone) for _code, phone in senders)
             nursery.cancel_scope.cancel()
+    daemon.store.close()
+
+
+def _text_mo(acks: _Acks, phone: str, text: str) -> daemon_module._PendingMo:
+    new = new_mo(carrier="sim", msisdn=phone, source_addr=phone, text=text)
+    item = InboundMo(
+        carrier="sim",
+        source_addr=phone,
+        source_addr_ton=1,
+        source_addr_npi=1,
+        destination_addr="8079",
+        text=text,
+        data_coding=0,
+        parts=1,
+        ack_handle=acks,
+    )
+    return daemon_module._PendingMo(item=item, new=new)
+
+
+async def test_an_mo_the_pipeline_fails_on_is_quarantined_and_its_batch_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug that one MO's data reaches (here: the pipeline raises for its
+    text) fails that MO alone: acknowledged (it is stored), quarantined with
+    the stage and the reason, counted; the MOs beside it are answered; the
+    committer and the worker go on."""
+    daemon = _daemon(tmp_path)
+    decide = daemon.pipeline.decide
+
+    def poisoned(mo: InboundMessage, *args: object, **kwargs: object) -> Decision:
+        if "POISON" in mo.text:
+            raise IndexError("tuple index out of range")
+        return decide(mo, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Pipeline, "decide", lambda self, *a, **k: poisoned(*a, **k))
+    acks = _Acks()
+    send_inbound, receive_inbound = trio.open_memory_channel[daemon_module._Pending](10)
+    send_decide, receive_decide = trio.open_memory_channel[InboundMessage](10)
+    send_reset, _receive_reset = trio.open_memory_channel[daemon_module._Reset](10)
+    send_inbound.send_nowait(_text_mo(acks, "84911111111", "xin chao"))
+    send_inbound.send_nowait(_text_mo(acks, "84911111112", "POISON"))
+    send_inbound.send_nowait(_text_mo(acks, "84911111113", "BH MK 12345"))
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(daemon.committer, receive_inbound, send_decide, send_reset)
+            nursery.start_soon(daemon.worker, receive_decide)
+            while daemon.metrics.poison.labels(stage="decide")._value.get() < 1:
+                await trio.sleep(0.01)
+            await trio.testing.wait_all_tasks_blocked()
+            # The committer and the worker are still there: one more MO is decided.
+            send_inbound.send_nowait(_text_mo(acks, "84911111114", "xin chao"))
+            while len(acks.statuses) < 4:
+                await trio.sleep(0.01)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+    assert acks.statuses == [0, 0, 0, 0]
+    states = rows(
+        daemon.store,
+        "SELECT source_addr, state, outcome, quarantine_stage, quarantine_reason"
+        " FROM inbound_messages ORDER BY id",
+    )
+    assert states == [
+        ("84911111111", "decided", "bad_syntax", None, None),
+        ("84911111112", "quarantined", None, "decide", "IndexError: tuple index out of range"),
+        ("84911111113", "decided", "invalid_code", None, None),
+        ("84911111114", "decided", "bad_syntax", None, None),
+    ]
+    daemon.store.close()
+
+
+async def test_an_mo_the_store_refuses_is_refused_for_good_and_its_batch_is_stored(
+    tmp_path: Path,
+) -> None:
+    """Defence behind the SMPP edge: an MO whose data the store cannot take
+    (here a text no encoding holds) fails its batch's transaction; each MO is
+    then stored alone, the bad one answered ESME_RX_P_APPN (the SMSC must not
+    redeliver it), the others acknowledged 0 and answered."""
+    daemon = _daemon(tmp_path)
+    acks = {phone: _Acks() for phone in ("84911111111", "84911111112", "84911111113")}
+    texts = {"84911111111": "xin chao", "84911111112": "bad \udce9", "84911111113": "BH MK 1"}
+    send_inbound, receive_inbound = trio.open_memory_channel[daemon_module._Pending](10)
+    send_decide, _receive_decide = trio.open_memory_channel[InboundMessage](10)
+    send_reset, _receive_reset = trio.open_memory_channel[daemon_module._Reset](10)
+    for phone, text in texts.items():
+        send_inbound.send_nowait(_text_mo(acks[phone], phone, text))
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(daemon.committer, receive_inbound, send_decide, send_reset)
+            while not all(a.statuses for a in acks.values()):
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    assert {phone: a.statuses for phone, a in acks.items()} == {
+        "84911111111": [0],
+        "84911111112": [CommandStatus.ESME_RX_P_APPN],
+        "84911111113": [0],
+    }
+    assert rows(daemon.store, "SELECT source_addr, outcome FROM inbound_messages ORDER BY id") == [
+        ("84911111111", "bad_syntax"),
+        ("84911111113", "invalid_code"),
+    ]
+    assert daemon.metrics.poison.labels(stage="intake")._value.get() == 1
     daemon.store.close()
