@@ -20,7 +20,7 @@ import pytest
 import trio
 from argon2 import PasswordHasher
 
-from smscd.daemon import RETRY_BASE_S
+from smscd.service import RETRY_BASE_S
 from smscd.simulator import SimulatorConfig
 from smscd.smpp import CommandStatus
 from tests.integration.daemon_harness import DaemonProcess, http_get, open_daemon, start_daemon

@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 
-from smscd import daemon as daemon_module
 from smscd._hashing import HashProcesses
 from smscd.config import parse_config
-from smscd.daemon import RECEIPT_LINGER_S, RESET_BATCH_PER_HASHER, RESET_LINGER_S, Daemon
+from smscd.daemon import Daemon
 from smscd.link import InboundMo, Link
 from smscd.reset import (
     ChargingMode,
@@ -30,6 +29,13 @@ from smscd.reset import (
     Outcome,
     PasswordHasher,
     Pipeline,
+)
+from smscd.service import (
+    RECEIPT_LINGER_S,
+    RESET_BATCH_PER_HASHER,
+    RESET_LINGER_S,
+    _batching,
+    _items,
 )
 from smscd.smpp import CommandStatus
 from smscd.store import NewInbound, OutboundMessage
@@ -146,19 +152,19 @@ def test_intake_decides_one_reset_per_held_sender(tmp_path: Path) -> None:
     daemon.store.close()
 
 
-def _pending_mo() -> daemon_module._PendingMo:
-    return daemon_module._PendingMo(item=None, new=new_mo())  # type: ignore[arg-type]
+def _pending_mo() -> _items._PendingMo:
+    return _items._PendingMo(item=None, new=new_mo())  # type: ignore[arg-type]
 
 
-def _pending_receipt() -> daemon_module._PendingReceipt:
-    return daemon_module._PendingReceipt(item=None, new=None)  # type: ignore[arg-type]
+def _pending_receipt() -> _items._PendingReceipt:
+    return _items._PendingReceipt(item=None, new=None)  # type: ignore[arg-type]
 
 
 async def test_receipts_wait_a_little_for_an_mo_and_an_mo_waits_for_nothing(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     daemon = _daemon(tmp_path)
-    send, receive = trio.open_memory_channel[daemon_module._Pending](100)
+    send, receive = trio.open_memory_channel[_items._Pending](100)
     receipt, mo, later = _pending_receipt(), _pending_mo(), _pending_receipt()
 
     # A receipt alone waits, then goes alone.
@@ -198,7 +204,7 @@ async def test_resets_wait_for_a_batch_only_while_hashing_is_the_bottleneck(
         batches.append(items)
         return [item.upper() for item in items]
 
-    group = daemon_module._GroupCommit(write, linger=daemon.reset_linger)
+    group = _batching._GroupCommit(write, linger=daemon.reset_linger)
     results: list[str] = []
 
     async def submit(item: str, delay: float) -> None:
@@ -220,7 +226,7 @@ async def test_resets_wait_for_a_batch_only_while_hashing_is_the_bottleneck(
         # batch goes in one transaction as soon as its last one comes.
         nursery.start_soon(daemon.hashing.hash, "222222")
         await trio.testing.wait_all_tasks_blocked()
-        assert daemon.reset_linger() == daemon_module._Linger(seconds=RESET_LINGER_S, size=batch)
+        assert daemon.reset_linger() == _batching._Linger(seconds=RESET_LINGER_S, size=batch)
         items = [f"b{i}" for i in range(batch + 1)]
         step = RESET_LINGER_S / (2 * batch)
         start = trio.current_time()
@@ -261,9 +267,9 @@ async def test_the_committer_never_waits_for_a_resetter_and_recovery_takes_the_r
     daemon = _daemon(tmp_path)
     senders = [("0123456789", "84327000686"), ("0123456780", "84327000687")]
     acks = _Acks()
-    send_inbound, receive_inbound = trio.open_memory_channel[daemon_module._Pending](10)
+    send_inbound, receive_inbound = trio.open_memory_channel[_items._Pending](10)
     send_decide, receive_decide = trio.open_memory_channel[InboundMessage](10)
-    send_reset, receive_reset = trio.open_memory_channel[daemon_module._Reset](0)
+    send_reset, receive_reset = trio.open_memory_channel[_items._Reset](0)
     for code, phone in senders:
         add_account(daemon.store, code, phone)
         send_inbound.send_nowait(_text_mo(acks, phone, f"BH MK {code}"))
@@ -289,7 +295,7 @@ async def test_the_committer_never_waits_for_a_resetter_and_recovery_takes_the_r
     daemon.store.close()
 
 
-def _text_mo(acks: _Acks, phone: str, text: str) -> daemon_module._PendingMo:
+def _text_mo(acks: _Acks, phone: str, text: str) -> _items._PendingMo:
     new = new_mo(carrier="sim", msisdn=phone, source_addr=phone, text=text)
     item = InboundMo(
         carrier="sim",
@@ -302,7 +308,7 @@ def _text_mo(acks: _Acks, phone: str, text: str) -> daemon_module._PendingMo:
         parts=1,
         ack_handle=acks,
     )
-    return daemon_module._PendingMo(item=item, new=new)
+    return _items._PendingMo(item=item, new=new)
 
 
 async def test_an_mo_the_pipeline_fails_on_is_quarantined_and_its_batch_goes_on(
@@ -322,9 +328,9 @@ async def test_an_mo_the_pipeline_fails_on_is_quarantined_and_its_batch_goes_on(
 
     monkeypatch.setattr(Pipeline, "decide", lambda self, *a, **k: poisoned(*a, **k))
     acks = _Acks()
-    send_inbound, receive_inbound = trio.open_memory_channel[daemon_module._Pending](10)
+    send_inbound, receive_inbound = trio.open_memory_channel[_items._Pending](10)
     send_decide, receive_decide = trio.open_memory_channel[InboundMessage](10)
-    send_reset, _receive_reset = trio.open_memory_channel[daemon_module._Reset](10)
+    send_reset, _receive_reset = trio.open_memory_channel[_items._Reset](10)
     send_inbound.send_nowait(_text_mo(acks, "84911111111", "xin chao"))
     send_inbound.send_nowait(_text_mo(acks, "84911111112", "POISON"))
     send_inbound.send_nowait(_text_mo(acks, "84911111113", "BH MK 12345"))
@@ -366,9 +372,9 @@ async def test_an_mo_the_store_refuses_is_refused_for_good_and_its_batch_is_stor
     daemon = _daemon(tmp_path)
     acks = {phone: _Acks() for phone in ("84911111111", "84911111112", "84911111113")}
     texts = {"84911111111": "xin chao", "84911111112": "bad \udce9", "84911111113": "BH MK 1"}
-    send_inbound, receive_inbound = trio.open_memory_channel[daemon_module._Pending](10)
+    send_inbound, receive_inbound = trio.open_memory_channel[_items._Pending](10)
     send_decide, _receive_decide = trio.open_memory_channel[InboundMessage](10)
-    send_reset, _receive_reset = trio.open_memory_channel[daemon_module._Reset](10)
+    send_reset, _receive_reset = trio.open_memory_channel[_items._Reset](10)
     for phone, text in texts.items():
         send_inbound.send_nowait(_text_mo(acks[phone], phone, text))
     with trio.fail_after(10):
