@@ -32,9 +32,11 @@ commit: whatever waits while one transaction runs goes into the next one
 (``committer`` drains a channel of MOs and receipts, both in one transaction
 with the SMSC's acceptances waiting, so that receipts find their replies
 accepted; ``accept_recorder`` writes the acceptances no intake took; decisions
-use ``GroupCommit``, where the first waiter writes for everyone). MOs are decided
-in their intake transaction (``decide_at_once``), read for read as a worker
-would: help, invalid code, mismatch and RATE_LIMITED are committed with it. A
+use ``GroupCommit``, where the first waiter writes for everyone). The intake
+reads, decides, then writes: a batch's MOs are decided just before their
+transaction (``decide_at_once``: reads only, read for read as a worker would),
+and help, invalid code, mismatch and RATE_LIMITED are committed with them; the
+store applies the decisions it is given and calls nothing back. A
 reset (the registered phone, within its limits) gets its new password there
 but stays RECEIVED: the password is hashed in one of the ``hashing`` processes
 (one per core, niced below the daemon; see ``smscd._hashing``) and the reset

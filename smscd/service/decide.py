@@ -155,14 +155,14 @@ class DecideStage(DaemonState):
         free_senders: set[str],
         resets: dict[int, _Reset],
     ) -> list[Decision | None]:
-        """Blocking, inside the intake transaction: the decisions of ``batch``
-        to commit with it; None for the MOs to leave RECEIVED. A reset (the
-        registered phone, within its limits: only for a sender in
-        ``free_senders``, which the committer holds) is left RECEIVED too and
-        put in ``resets``: its password is hashed and committed after this
-        transaction, and the counts it was checked against cannot change
-        meanwhile, as its sender stays held. An MO of a sender with another
-        decision in progress is left to a worker."""
+        """Blocking, reads only, just before the intake transaction: the
+        decisions of ``batch`` to commit with it; None for the MOs to leave
+        RECEIVED. A reset (the registered phone, within its limits: only for a
+        sender in ``free_senders``, which the committer holds) is left
+        RECEIVED too and put in ``resets``: its password is hashed and
+        committed after that transaction, and the counts it was checked
+        against cannot change meanwhile, as its sender stays held. An MO of a
+        sender with another decision in progress is left to a worker."""
         catcher = _PasswordCatcher()
         answers: list[Decision | None] = []
         failed: list[StoreError] = []

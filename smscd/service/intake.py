@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
-from functools import partial
 from typing import TYPE_CHECKING
 
+import attrs
 import structlog
 import trio
 
@@ -46,6 +46,7 @@ from smscd.service._batching import (
 from smscd.service._items import (
     _describe,
     _Intake,
+    _NeedsHash,
     _Pending,
     _PendingMo,
     _PendingReceipt,
@@ -323,20 +324,56 @@ class IntakeStage(DaemonState):
         held: set[str],
         accepted: Sequence[tuple[int, str, frozenset[str]]] = (),
     ) -> tuple[InboundCommit, dict[int, _Reset]]:
-        """Blocking: commit a batch of MOs and receipts, with the decisions
-        made in the same transaction (``decide_at_once``) and the SMSC's
-        acceptances waiting; return it with the resets it decided, by MO id,
-        which stay RECEIVED until their hash is committed."""
-        resets: dict[int, _Reset] = {}
+        """Blocking: read, decide, then write. The batch's MOs are decided
+        first (``decide_at_once``: reads only, with the senders in ``held``
+        held, so the counts they were checked against cannot change before the
+        commit), then committed with those decisions, its receipts and the
+        SMSC's acceptances waiting, in one transaction that calls nothing
+        back. Returns the commit and the resets decided, by MO id, which stay
+        RECEIVED until their hash is committed."""
+        # Not stored yet: each MO stands in with a negative id until it has one.
+        standing = [
+            InboundMessage(
+                id=-(index + 1),
+                carrier=mo.carrier,
+                source_addr=mo.source_addr,
+                source_addr_ton=mo.source_addr_ton,
+                source_addr_npi=mo.source_addr_npi,
+                msisdn=mo.msisdn,
+                destination_addr=mo.destination_addr,
+                text=mo.text,
+                received_at=mo.received_at,
+                state=InboundState.RECEIVED,
+            )
+            for index, mo in enumerate(mos)
+        ]
+        decided_resets: dict[int, _Reset] = {}
+        decisions = (
+            self.decide_at_once(standing, free_senders=set(held), resets=decided_resets)
+            if standing
+            else []
+        )
         committed = self.store.commit_inbound(
             mos,
             receipts,
             duplicate_window_s=self.config.reset.duplicate_window,
-            decide=partial(self.decide_at_once, free_senders=set(held), resets=resets),
+            decisions=decisions,
             lease_s=OUTBOX_LEASE_S,
             accepted=accepted,
             now=datetime.now(UTC),
         )
+        resets: dict[int, _Reset] = {}
+        for index, (row, _decision, _outbound_id) in enumerate(committed.messages):
+            reset = decided_resets.get(-(index + 1))
+            if reset is not None and row.state is InboundState.RECEIVED:
+                needs = reset.reset
+                resets[row.id] = _Reset(
+                    row,
+                    _NeedsHash(
+                        decision=attrs.evolve(needs.decision, inbound_id=row.id),
+                        password=needs.password,
+                    ),
+                )
         return committed, resets
 
     def receipt_recorded(self, receipt: NewReceipt, match: ReceiptMatch | None) -> None:

@@ -91,7 +91,7 @@ from smscd.store._reports import ActivityDay, ChargesDay, ReceiptsDay, Reports
 from smscd.store.migrate import current_revision_of, head_revision, upgrade
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from smscd.store.types import EarlyReceipt, NewInbound, NewReceipt, ReceiptMatch
 
@@ -150,40 +150,41 @@ class SqlStore(
         receipts: Sequence[NewReceipt] = (),
         *,
         duplicate_window_s: float,
-        decide: Callable[[Sequence[InboundMessage]], Sequence[Decision | None]],
+        decisions: Sequence[Decision | None] = (),
         lease_s: float | None = None,
         accepted: Sequence[tuple[int, str, frozenset[str]]] = (),
         now: datetime | None = None,
     ) -> InboundCommit:
         """What an SMSC delivered, in ONE transaction (the daemon's intake):
-        ``store_inbound`` of the MOs, the decisions ``decide`` can make at once,
+        ``store_inbound`` of the MOs, the decisions already made for them,
         ``mark_accepted_many`` of the SMSC's acceptances (``accepted``, at
         ``now``; an id with no reply is left out), then ``record_receipts`` of
         the receipts, which so find the replies accepted with them.
 
-        ``decide`` is called inside the transaction with the batch's new
-        RECEIVED MOs (duplicates left out) and returns a Decision, or None for
-        an MO to leave RECEIVED (to be decided later). It must not hash (no
-        RESET_OK: a new password waits for no transaction); an exception from it
-        rolls the whole batch back. One transaction instead of three for the
-        MOs answered at once and the receipts that came with them."""
+        ``decisions[i]`` is the decision the caller made for ``batch[i]``
+        before the transaction (its ``inbound_id`` is set here, once the MO has
+        its id), or None (or missing) to leave the MO RECEIVED for later. It is
+        applied only if the MO is stored RECEIVED: a redelivery's decision is
+        dropped. No RESET_OK (a new password waits for no transaction). The
+        store never calls the caller back: it reads nothing it did not write.
+        One transaction instead of three for the MOs answered at once and the
+        receipts that came with them."""
         if not batch and not receipts and not accepted:
             return InboundCommit(messages=[], receipts=[])
+        if any(d is not None and d.outcome is Outcome.RESET_OK for d in decisions):
+            raise ValueError("commit_inbound does not take a RESET_OK decision")
+        check_decisions(d for d in decisions if d is not None)
         with self._write() as conn:
             stored = (
                 self._insert_inbound(conn, batch, duplicate_window_s=duplicate_window_s)
                 if batch
                 else []
             )
-            fresh = [mo for mo in stored if mo.state is InboundState.RECEIVED]
             decided = [
-                (decision, mo)
-                for mo, decision in zip(fresh, decide(fresh) if fresh else [], strict=True)
-                if decision is not None
+                (attrs.evolve(decision, inbound_id=mo.id), mo)
+                for mo, decision in zip(stored, decisions, strict=False)
+                if decision is not None and mo.state is InboundState.RECEIVED
             ]
-            check_decisions(decision for decision, _mo in decided)
-            if any(decision.outcome is Outcome.RESET_OK for decision, _mo in decided):
-                raise ValueError("commit_inbound does not take a RESET_OK decision")
             if decided:
                 conn.execute(DECIDE_MANY, decided_params(decided))
             outbound = self._apply_decisions(conn, decided, lease_s=lease_s)
@@ -191,14 +192,14 @@ class SqlStore(
             if accepted:
                 early = self._mark_accepted(conn, accepted, now=now or datetime.now(UTC))[1]
             matched = self._record_receipts(conn, receipts)
-        decisions = {mo.id: decision for decision, mo in decided}
+        applied = {mo.id: decision for decision, mo in decided}
         return InboundCommit(
             messages=[
                 (
-                    attrs.evolve(mo, state=InboundState.DECIDED, outcome=decisions[mo.id].outcome)
-                    if mo.id in decisions
+                    attrs.evolve(mo, state=InboundState.DECIDED, outcome=applied[mo.id].outcome)
+                    if mo.id in applied
                     else mo,
-                    decisions.get(mo.id),
+                    applied.get(mo.id),
                     outbound.get(mo.id),
                 )
                 for mo in stored

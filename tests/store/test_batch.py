@@ -258,7 +258,6 @@ def test_commit_inbound_writes_acceptances_before_its_receipts(store: SqlStore) 
         [],
         [_receipt(5)],
         duplicate_window_s=0,
-        decide=lambda fresh: [None for _mo in fresh],
         accepted=[(oid, "5", _keys(5)), (oid + 99, "6", _keys(6)), (other_oid, "7", _keys(7))],
         now=NOW,
     )

@@ -1,18 +1,16 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
 
-from smscd.reset import Decision, InboundMessage, InboundState, Outcome
+from smscd.reset import ChargingMode, Decision, InboundState, Outcome
 from smscd.store.types import NewReceipt
 from tests.store.helpers import T0, add_mo, decision, new_mo, rows
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from smscd.store.sql import SqlStore
 
 WINDOW = 120.0
@@ -85,15 +83,20 @@ def test_claim_inbound_gives_received_oldest_first(store: SqlStore) -> None:
     assert store.store_inbound([], duplicate_window_s=WINDOW) == []
 
 
-def _decide_odd_ones(fresh: Sequence[InboundMessage]) -> list[Decision | None]:
-    """Decides the MOs at even positions (a mismatch), leaves the others."""
-    return [
-        decision(mo, outcome=Outcome.MISMATCH, code=None) if i % 2 == 0 else None
-        for i, mo in enumerate(fresh)
-    ]
+def _mismatch(at: datetime) -> Decision:
+    """A mismatch decided before its MO has an id (the store sets it)."""
+    return Decision(
+        inbound_id=0,
+        outcome=Outcome.MISMATCH,
+        bhxh_code=None,
+        reply_text="mismatch",
+        charge_vnd=1000,
+        charging=ChargingMode.MO,
+        decided_at=at,
+    )
 
 
-def test_commit_inbound_commits_mos_decisions_made_at_once_and_receipts(
+def test_commit_inbound_commits_mos_decisions_made_before_and_receipts(
     store: SqlStore,
 ) -> None:
     (original,) = store.store_inbound([new_mo(at=T0)], duplicate_window_s=WINDOW)
@@ -103,12 +106,12 @@ def test_commit_inbound_commits_mos_decisions_made_at_once_and_receipts(
         new_mo(at=T0 + timedelta(seconds=3), msisdn="84911111112"),
         new_mo(at=T0 + timedelta(seconds=4), msisdn="84911111113"),
     ]
-    seen: list[list[int]] = []
-
-    def decide(fresh: Sequence[InboundMessage]) -> list[Decision | None]:
-        seen.append([mo.id for mo in fresh])
-        return _decide_odd_ones(fresh)
-
+    decisions = [
+        _mismatch(T0 + timedelta(seconds=5)),
+        _mismatch(T0 + timedelta(seconds=5)),  # dropped: its MO is a redelivery
+        None,  # left for a worker
+        _mismatch(T0 + timedelta(seconds=5)),
+    ]
     receipt = NewReceipt(
         carrier="viettel",
         message_id="unknown",
@@ -119,16 +122,14 @@ def test_commit_inbound_commits_mos_decisions_made_at_once_and_receipts(
         received_at=T0,
     )
     committed = store.commit_inbound(
-        batch, [receipt], duplicate_window_s=WINDOW, decide=decide, lease_s=60
+        batch, [receipt], duplicate_window_s=WINDOW, decisions=decisions, lease_s=60
     )
     assert committed.receipts == [None]  # kept for a reply accepted later
     assert rows(store, "SELECT message_id, outbound_id FROM receipts") == [("unknown", None)]
     result = committed.messages
     (a, a_decision, a_out), (dup, dup_decision, dup_out), (b, *b_rest), (c, *c_rest) = result
-    # The duplicate is never offered for a decision.
-    assert seen == [[a.id, b.id, c.id]]
     assert (a.state, a.outcome) == (InboundState.DECIDED, Outcome.MISMATCH)
-    assert a_decision is not None and a_out is not None
+    assert a_decision is not None and a_decision.inbound_id == a.id and a_out is not None
     assert (dup.state, dup_decision, dup_out) == (InboundState.DUPLICATE, None, None)
     assert (b.state, b_rest) == (InboundState.RECEIVED, [None, None])
     assert c.state is InboundState.DECIDED and c_rest[1] is not None
@@ -154,12 +155,9 @@ def test_commit_inbound_commits_mos_decisions_made_at_once_and_receipts(
     assert [mo.id for mo in store.claim_inbound(limit=10)] == [original.id, b.id]
 
 
-def test_commit_inbound_rolls_the_whole_batch_back_if_deciding_fails(
-    store: SqlStore,
-) -> None:
-    def decide(fresh: Sequence[InboundMessage]) -> list[Decision | None]:
-        raise RuntimeError("boom")
-
+def test_commit_inbound_refuses_a_reset_and_writes_nothing(store: SqlStore) -> None:
+    """A RESET_OK waits for its hash, never for a transaction: refused before
+    anything is written."""
     receipt = NewReceipt(
         carrier="viettel",
         message_id="1",
@@ -169,15 +167,15 @@ def test_commit_inbound_rolls_the_whole_batch_back_if_deciding_fails(
         final=True,
         received_at=T0,
     )
-    with pytest.raises(RuntimeError, match="boom"):
-        store.commit_inbound([new_mo(at=T0)], [receipt], duplicate_window_s=WINDOW, decide=decide)
+    (mo,) = store.store_inbound([new_mo(at=T0)], duplicate_window_s=0)
     with pytest.raises(ValueError, match="RESET_OK"):
         store.commit_inbound(
-            [new_mo(at=T0)],
+            [new_mo(at=T0, msisdn="84911111119")],
+            [receipt],
             duplicate_window_s=WINDOW,
-            decide=lambda fresh: [decision(mo) for mo in fresh],
+            decisions=[decision(mo)],
         )
-    assert rows(store, "SELECT COUNT(*) FROM inbound_messages") == [(0,)]
+    assert rows(store, "SELECT COUNT(*) FROM inbound_messages") == [(1,)]
     assert rows(store, "SELECT COUNT(*) FROM outbound_messages") == [(0,)]
     assert rows(store, "SELECT COUNT(*) FROM receipts") == [(0,)]
 
