@@ -10,21 +10,11 @@ it on the listener. This package imports neither the daemon nor the store.
 from __future__ import annotations
 
 from smscd.web._app import StatusSource, create_app, is_loopback_host, serve_web
+from smscd.web._charts import Chart, DayActivity, MinuteHistory, Series
 from smscd.web._client import StatusUnavailable, fetch_status, render_status
-from smscd.web._status import (
-    BindStatus,
-    Chart,
-    DayActivity,
-    EventLog,
-    EventRecord,
-    MinuteHistory,
-    QueueStatus,
-    Series,
-    StatusBoard,
-    StatusSnapshot,
-    StoreStatus,
-    run_sampler,
-)
+from smscd.web._events import EventLog, EventRecord
+from smscd.web._snapshot import BindStatus, QueueStatus, StatusSnapshot, StoreStatus
+from smscd.web._status import StatusBoard, run_sampler
 
 __all__ = [
     "BindStatus",

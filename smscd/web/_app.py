@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from smscd.web._status import StatusSnapshot
+    from smscd.web._snapshot import StatusSnapshot
 
 __all__ = ["StatusSource", "create_app", "serve_web"]
 

@@ -22,7 +22,8 @@ from smscd.web import (
     StoreStatus,
     render_status,
 )
-from smscd.web._status import bind_status, daily_charts
+from smscd.web._charts import daily_charts
+from smscd.web._snapshot import bind_status
 
 NOW = datetime(2024, 11, 21, 3, 30, 20, tzinfo=UTC)  # 10:30 in Vietnam
 T = NOW.timestamp()
