@@ -54,9 +54,11 @@ class OperationsStage(DaemonState):
             await trio.sleep(interval)
 
     async def refresh_gauges(self) -> None:
+        """Every second: the outbox depth per carrier (one index search each:
+        its cost follows the queue, not the history) and the links' gauges."""
         while True:
             try:
-                depth = await self.db(self.store.outbox_depth)
+                depth, _oldest = await self.db(self.store.outbox_summary, list(self.links))
                 for name in self.links:
                     self.metrics.outbox_depth.labels(carrier=name).set(depth.get(name, 0))
             except StoreError:
@@ -86,7 +88,7 @@ class OperationsStage(DaemonState):
         ]
         try:
             with trio.fail_after(STORE_CHECK_S):
-                await self.db(self.store.outbox_depth)
+                await self.db(self.store.outbox_summary, list(self.links))
         except (StoreError, trio.TooSlowError) as exc:
             problems.append(f"store: {exc or 'no answer'}")
         return problems
