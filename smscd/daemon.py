@@ -50,6 +50,10 @@ T = TypeVar("T")
 PROFILE_ENV = "SMSCD_PROFILE"
 
 
+class ListenFailed(Exception):
+    """The metrics listener could not listen where the config says."""
+
+
 @attrs.define(eq=False)
 class Daemon(IntakeStage, DecideStage, OutboxStage, OperationsStage):
     """All long-lived state of one ``smscd run``, and its stages' tasks."""
@@ -155,7 +159,18 @@ class Daemon(IntakeStage, DecideStage, OutboxStage, OperationsStage):
             root.start_soon(run_sampler, self.board, self.metrics.totals, self.link_statistics)
             if self.config.metrics_listen:
                 app = create_app(self, token=self.config.metrics_token)
-                self.metrics_port = await root.start(serve_web, app, self.config.metrics_listen)
+                try:
+                    self.metrics_port = await root.start(
+                        serve_web, app, self.config.metrics_listen
+                    )
+                except* OSError as group:
+                    # A name that does not resolve, a port taken: the operator's
+                    # to fix, in one line, not a traceback.
+                    error = str(group.exceptions[0])
+                    log.error(
+                        "metrics_listen_failed", listen=self.config.metrics_listen, error=error
+                    )
+                    raise ListenFailed(error) from None
             await self.notifier.notify("READY=1", "STATUS=serving")
             log.info("daemon_ready", carriers=list(self.links), metrics_port=self.metrics_port)
             task_status.started()
@@ -217,16 +232,19 @@ def run(config: Config) -> int:
         # objects instead of 100,000, and stalls the event loop (and the
         # replies in flight) for about 1 ms instead of 30-40.
         gc.freeze()
+        exit_code = 0
         profile_path = os.environ.get(PROFILE_ENV)
         if profile_path:
             _run_profiled(daemon, profile_path)
         else:
             trio.run(daemon.serve)
+    except* ListenFailed:
+        exit_code = 2
     finally:
         daemon.store.close()
         if lock is not None:
             lock.release()
-    return 0
+    return exit_code
 
 
 def _run_profiled(daemon: Daemon, path: str) -> None:

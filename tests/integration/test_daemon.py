@@ -528,3 +528,31 @@ async def test_a_burst_from_the_registered_phone_resets_within_its_limit(tmp_pat
             assert daemon.query(
                 "SELECT outcome, COUNT(*) FROM inbound_messages GROUP BY outcome ORDER BY outcome"
             ) == [("rate_limited", 5), ("reset_ok", 3)]
+
+
+async def test_a_metrics_listen_the_daemon_cannot_take_is_one_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    """A port another process holds (or a name that does not resolve) is the
+    operator's to fix: one log line naming the listen address, exit 2, no
+    traceback."""
+    from tests.integration.daemon_harness import SMSCD, prepare_store, write_config
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, smsc_port=9, metrics_port=port)
+        await trio.to_thread.run_sync(prepare_store, tmp_path, config)
+        with trio.fail_after(30):
+            result = await trio.run_process(
+                [*SMSCD, "-c", str(config), "run"],
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+    output = (result.stdout + result.stderr).decode()
+    assert result.returncode == 2, output
+    assert "Traceback" not in output
+    (line,) = [json.loads(x) for x in output.splitlines() if '"metrics_listen_failed"' in x]
+    assert line["listen"] == f"127.0.0.1:{port}"
