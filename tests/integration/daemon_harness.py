@@ -1,9 +1,9 @@
 """Run ``smscd run`` as a real subprocess against the in-process simulator.
 
-The harness writes a config into a temporary directory, migrates a SQLite store
-and imports accounts through the real CLI, then starts the daemon with its log
-captured to a file, so tests can scan it (and the database) for what must never
-be there.
+The harness writes a config into a temporary directory, migrates the store (a
+SQLite file there, or the PostgreSQL database a test names) and imports accounts
+through the real CLI, then starts the daemon with its log captured to a file, so
+tests can scan it (and the database) for what must never be there.
 """
 
 from __future__ import annotations
@@ -14,13 +14,16 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tomllib
 from contextlib import asynccontextmanager, closing
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
+import sqlalchemy as sa
 import trio
+from sqlalchemy.pool import NullPool
 
 from smscd.simulator import Simulator, SimulatorConfig, open_simulator
 
@@ -74,13 +77,16 @@ def write_config(
     templates: str = "",
     window: int = 10,
     throughput: float = 0,
+    database_url: str | None = None,
 ) -> Path:
+    """``database_url``: the store (default: ``smscd.db`` in ``directory``)."""
     (directory / "bind.password").write_text("secret\n")
     config = directory / "smscd.toml"
+    url = database_url or f"sqlite:///{directory / 'smscd.db'}"
     config.write_text(
         f"""
 [database]
-url = "sqlite:///{directory / "smscd.db"}"
+url = "{url}"
 
 [[smsc]]
 name = "sim"
@@ -144,9 +150,31 @@ class DaemonProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    @property
+    def database_url(self) -> str:
+        """The store's URL, as the daemon's config names it."""
+        with self.config.open("rb") as file:
+            url: str = tomllib.load(file)["database"]["url"]
+        return url
+
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
-        with closing(sqlite3.connect(self.db_path)) as db:
-            return db.execute(sql, params).fetchall()
+        """Rows of ``sql`` (``?`` placeholders) from the daemon's store, SQLite
+        or PostgreSQL."""
+        url = self.database_url
+        if url.startswith("sqlite"):
+            with closing(sqlite3.connect(self.db_path)) as db:
+                return db.execute(sql, params).fetchall()
+        engine = sa.create_engine(url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                if params:  # psycopg's placeholders are %s, and a literal % is %%
+                    sql = sql.replace("%", "%%").replace("?", "%s")
+                    result = conn.exec_driver_sql(sql, tuple(params))
+                else:
+                    result = conn.exec_driver_sql(sql)
+                return [tuple(row) for row in result]
+        finally:
+            engine.dispose()
 
     async def wait_log(self, needle: str, timeout: float = 10.0) -> None:
         with trio.fail_after(timeout):
@@ -207,9 +235,11 @@ async def open_daemon(
     window: int = 10,
     throughput: float = 0,
     extra: str = "",
+    database_url: str | None = None,
 ) -> AsyncIterator[DaemonProcess]:
     """Simulator + migrated store + ``smscd run``; the daemon is SIGKILLed on exit
-    if a test left it running."""
+    if a test left it running. ``database_url``: an empty store to use instead
+    of a SQLite file in ``tmp_path`` (e.g. a PostgreSQL schema of its own)."""
     sim_config = sim_config or SimulatorConfig(receipt_delay=0.05)
     async with open_simulator(sim_config) as sim, trio.open_nursery() as nursery:
         metrics_port = free_port()
@@ -222,6 +252,7 @@ async def open_daemon(
             window=window,
             throughput=throughput,
             extra=extra,
+            database_url=database_url,
         )
         await trio.to_thread.run_sync(prepare_store, tmp_path, config)
         daemon = await start_daemon(nursery, tmp_path, config, sim, metrics_port, env=env)
