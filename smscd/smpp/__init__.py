@@ -7,7 +7,7 @@ bytes to write. The trio driver in ``smscd.link`` and the simulator in
 
 from __future__ import annotations
 
-from smscd.smpp._codec import CommandId, decode, encode
+from smscd.smpp._codec import decode, encode
 from smscd.smpp._connection import Connection, response_for
 from smscd.smpp._edge import MAX_ADDRESS_OCTETS, MAX_MESSAGE_OCTETS
 from smscd.smpp._errors import (
@@ -37,6 +37,7 @@ from smscd.smpp._events import (
     UnbindResp,
 )
 from smscd.smpp._framing import MAX_SEQUENCE, MAX_SKIPPED_PDU_SIZE
+from smscd.smpp._layout import CommandId
 from smscd.smpp._receipts import (
     MAX_ID_KEY_CHARS,
     MAX_MESSAGE_ID_OCTETS,

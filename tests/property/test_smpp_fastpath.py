@@ -211,7 +211,7 @@ def test_the_traffic_takes_the_fast_paths(event: Event, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(_codec, "reference_encode", refuse)
     monkeypatch.setattr(_codec, "_smpplib_generate", refuse)
-    monkeypatch.setattr(_codec, "_read_fields", refuse)
+    monkeypatch.setattr(_codec, "read_fields", refuse)
     monkeypatch.setattr(_codec, "_decode_sm_reference", refuse)
     assert encode(event) == expected
     assert decode(expected) == event
