@@ -160,9 +160,7 @@ class Daemon(IntakeStage, DecideStage, OutboxStage, OperationsStage):
             if self.config.metrics_listen:
                 app = create_app(self, token=self.config.metrics_token)
                 try:
-                    self.metrics_port = await root.start(
-                        serve_web, app, self.config.metrics_listen
-                    )
+                    self.metrics_port = await root.start(serve_web, app, self.config.metrics_listen)
                 except* OSError as group:
                     # A name that does not resolve, a port taken: the operator's
                     # to fix, in one line, not a traceback.
