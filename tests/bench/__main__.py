@@ -16,6 +16,7 @@ BENCHMARKS = (
     "tests.bench.bench_store",
     "tests.bench.bench_e2e",
     "tests.bench.bench_status",
+    "tests.bench.bench_latency",
 )
 
 
