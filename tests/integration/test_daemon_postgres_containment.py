@@ -39,15 +39,13 @@ from tests.fuzz.fuzz_daemon import PROBE_REPLY, PROBE_TEXT, fuzz_daemon
 from tests.fuzz.mutate import HOSTILE_PDUS
 from tests.integration import test_daemon_postgres
 from tests.integration.daemon_harness import open_daemon, start_daemon
-from tests.integration.test_daemon import BAD_SYNTAX, MISMATCH, password_hash, reply_for
+from tests.integration.test_daemon import BAD_SYNTAX, MISMATCH, reply_for
 from tests.integration.test_daemon_containment import (
-    FOREIGN_FORMS,
-    OK_5,
-    _accounts,
     _cli,
     _event,
     _metrics,
     _sent_to,
+    check_a_foreign_number_gets_no_reset,
 )
 from tests.integration.test_daemon_hostile import EXPECTED
 
@@ -179,34 +177,7 @@ async def test_a_foreign_number_gets_the_mismatch_text_and_no_reset(
     under one key; the registered phone itself still resets."""
     with trio.fail_after(60):
         async with open_daemon(tmp_path, database_url=pg_url) as daemon:
-            code, _, err = await trio.to_thread.run_sync(
-                _cli, daemon, "accounts", "import", str(_accounts(tmp_path))
-            )
-            assert code == 0, err
-            texts = (
-                "BH MK 5000000001",
-                "bh mk 5000000001",
-                "BH MK: 5000000001",
-                "BH-MK 5000000001",
-            )
-            for (addr, ton), text in zip(FOREIGN_FORMS, texts, strict=True):
-                before = len(daemon.sim.submitted)
-                assert (
-                    await daemon.sim.inject_mo(source_addr=addr, text=text, source_addr_ton=ton)
-                    == 0
-                )
-                with trio.fail_after(10):
-                    while not (replies := _sent_to(daemon, addr, before)):
-                        await trio.sleep(0.02)
-                assert [r.event.short_message for r in replies] == [MISMATCH]
-                assert replies[0].event.dest_addr_ton == ton
-            assert password_hash(daemon, "5000000001") is None
-            assert daemon.query(
-                "SELECT msisdn, outcome, COUNT(*) FROM inbound_messages GROUP BY msisdn, outcome"
-            ) == [("+376312345", "mismatch", len(FOREIGN_FORMS))]
-            body = await reply_for(daemon, "84376312345", "BH MK 5000000001")
-            assert OK_5.match(body), body
-            assert password_hash(daemon, "5000000001") is not None
+            await check_a_foreign_number_gets_no_reset(daemon, tmp_path)
 
 
 async def test_an_mo_a_dead_process_held_is_quarantined_by_recovery_and_the_operator_acts(
