@@ -21,6 +21,8 @@ from tests.integration.test_daemon import reply_for
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from tests.integration.daemon_harness import DaemonProcess
+
 pytestmark = pytest.mark.slow
 
 _OK = CommandStatus.ESME_ROK
@@ -74,22 +76,30 @@ async def test_each_hostile_pdu_is_refused_or_contained_and_the_daemon_goes_on(
             ids = daemon.query("SELECT message_id FROM receipts")
             assert ids and all(isinstance(i, str) and len(i) <= 64 for (i,) in ids)
             # A restart meets none of it again.
-            daemon.signal(signal.SIGTERM)
-            assert await daemon.wait_exit() == 0
-            async with trio.open_nursery() as nursery:
-                again = await start_daemon(
-                    nursery,
-                    tmp_path,
-                    daemon.config,
-                    daemon.sim,
-                    daemon.metrics_port,
-                    log_name="daemon2.log",
-                )
-                await daemon.sim.wait_bound(1)
-                assert await reply_for(again, "84970009999", PROBE_TEXT) == PROBE_REPLY
-                assert '"error"' not in again.log_text()
-                again.signal(signal.SIGTERM)
-                assert await again.wait_exit() == 0
+            again = await restart_and_probe(daemon, tmp_path)
+            assert '"error"' not in again.log_text()
+
+
+async def restart_and_probe(daemon: DaemonProcess, tmp_path: Path) -> DaemonProcess:
+    """Stop ``daemon`` cleanly, start it again on the same store, check that it
+    answers a valid MO exactly, stop it cleanly; return the second process (its
+    log stays readable)."""
+    daemon.signal(signal.SIGTERM)
+    assert await daemon.wait_exit() == 0
+    async with trio.open_nursery() as nursery:
+        again = await start_daemon(
+            nursery,
+            tmp_path,
+            daemon.config,
+            daemon.sim,
+            daemon.metrics_port,
+            log_name="daemon2.log",
+        )
+        await daemon.sim.wait_bound(1)
+        assert await reply_for(again, "84970009999", PROBE_TEXT) == PROBE_REPLY
+        again.signal(signal.SIGTERM)
+        assert await again.wait_exit() == 0
+    return again
 
 
 async def test_a_seeded_batch_of_mutated_pdus_leaves_the_daemon_serving(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ from smscd.simulator import SimulatorConfig
 from tests.fuzz.fuzz_daemon import PROBE_REPLY, PROBE_TEXT, fuzz_daemon
 from tests.fuzz.mutate import HOSTILE_PDUS
 from tests.integration import test_daemon_postgres
-from tests.integration.daemon_harness import open_daemon, start_daemon
+from tests.integration.daemon_harness import open_daemon
 from tests.integration.test_daemon import BAD_SYNTAX, MISMATCH, reply_for
 from tests.integration.test_daemon_containment import (
     _cli,
@@ -47,7 +47,7 @@ from tests.integration.test_daemon_containment import (
     _sent_to,
     check_a_foreign_number_gets_no_reset,
 )
-from tests.integration.test_daemon_hostile import EXPECTED
+from tests.integration.test_daemon_hostile import EXPECTED, restart_and_probe
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -151,22 +151,8 @@ async def test_each_hostile_pdu_gets_its_sqlite_status_and_the_daemon_goes_on(
                     await trio.sleep(0.05)
 
             # A restart meets none of it again.
-            daemon.signal(signal.SIGTERM)
-            assert await daemon.wait_exit() == 0
-            async with trio.open_nursery() as nursery:
-                again = await start_daemon(
-                    nursery,
-                    tmp_path,
-                    daemon.config,
-                    daemon.sim,
-                    daemon.metrics_port,
-                    log_name="daemon2.log",
-                )
-                await daemon.sim.wait_bound(1)
-                assert await reply_for(again, "84970009999", PROBE_TEXT) == PROBE_REPLY
-                assert _errors(again) == []
-                again.signal(signal.SIGTERM)
-                assert await again.wait_exit() == 0
+            again = await restart_and_probe(daemon, tmp_path)
+            assert _errors(again) == []
 
 
 async def test_a_foreign_number_gets_the_mismatch_text_and_no_reset(
