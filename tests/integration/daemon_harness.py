@@ -78,6 +78,7 @@ def write_config(
     window: int = 10,
     throughput: float = 0,
     database_url: str | None = None,
+    response_timeout: float = 2,
 ) -> Path:
     """``database_url``: the store (default: ``smscd.db`` in ``directory``)."""
     (directory / "bind.password").write_text("secret\n")
@@ -97,7 +98,7 @@ password_file = "{directory / "bind.password"}"
 window = {window}
 throughput = {throughput}
 enquire_link_interval = 5
-response_timeout = 2
+response_timeout = {response_timeout:g}
 backoff_initial = 0.1
 backoff_max = 0.5
 throttle_pause = 0.2
@@ -236,6 +237,7 @@ async def open_daemon(
     throughput: float = 0,
     extra: str = "",
     database_url: str | None = None,
+    response_timeout: float = 2,
 ) -> AsyncIterator[DaemonProcess]:
     """Simulator + migrated store + ``smscd run``; the daemon is SIGKILLed on exit
     if a test left it running. ``database_url``: an empty store to use instead
@@ -253,6 +255,7 @@ async def open_daemon(
             throughput=throughput,
             extra=extra,
             database_url=database_url,
+            response_timeout=response_timeout,
         )
         await trio.to_thread.run_sync(prepare_store, tmp_path, config)
         daemon = await start_daemon(nursery, tmp_path, config, sim, metrics_port, env=env)

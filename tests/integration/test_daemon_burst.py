@@ -10,28 +10,18 @@ memory while it does.
 from __future__ import annotations
 
 import re
-import signal
 from collections import Counter
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import trio
 
-from smscd.simulator import SimulatorConfig, open_simulator
-from tests.integration.daemon_harness import (
-    free_port,
-    prepare_store,
-    start_daemon,
-    write_config,
-)
+from smscd.simulator import SimulatorConfig
+from tests.integration.daemon_harness import open_daemon
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from smscd.simulator import Simulator
-    from tests.integration.daemon_harness import DaemonProcess
 
 pytestmark = pytest.mark.slow
 
@@ -49,38 +39,9 @@ BAD_SYNTAX = (
 RSS_GROWTH_LIMIT_KB = 2000 * 16
 
 
-@asynccontextmanager
-async def open_burst_daemon(
-    tmp_path: Path,
-    *,
-    sim_config: SimulatorConfig | None = None,
-    window: int = 10,
-    throughput: float = 0,
-) -> AsyncIterator[DaemonProcess]:
-    """``open_daemon`` with the usual 10 s response timeout instead of the
-    harness's 2 s: a 2 s submit_sm_resp is slow, not lost."""
-    sim_config = sim_config or SimulatorConfig(receipt_delay=0.05)
-    async with open_simulator(sim_config) as sim, trio.open_nursery() as nursery:
-        metrics_port = free_port()
-        config = write_config(
-            tmp_path,
-            smsc_port=sim.port,
-            metrics_port=metrics_port,
-            window=window,
-            throughput=throughput,
-        )
-        text = config.read_text()
-        assert "\nresponse_timeout = 2\n" in text
-        config.write_text(text.replace("\nresponse_timeout = 2\n", "\nresponse_timeout = 10\n"))
-        await trio.to_thread.run_sync(prepare_store, tmp_path, config)
-        daemon = await start_daemon(nursery, tmp_path, config, sim, metrics_port)
-        await sim.wait_bound(1)
-        try:
-            yield daemon
-        finally:
-            if daemon.process.returncode is None:
-                daemon.signal(signal.SIGKILL)
-            nursery.cancel_scope.cancel()
+#: The usual 10 s response timeout instead of the harness's 2 s: a 2 s
+#: submit_sm_resp is slow, not lost.
+RESPONSE_TIMEOUT_S = 10
 
 
 def _proc_kb(pid: int, field: str) -> int:
@@ -97,7 +58,9 @@ def _replies_per_number(sim: Simulator) -> Counter[str]:
 
 async def test_50_mos_at_once_while_each_submit_response_takes_2_s(tmp_path: Path) -> None:
     with trio.fail_after(90):
-        async with open_burst_daemon(tmp_path, window=10, throughput=50) as daemon:
+        async with open_daemon(
+            tmp_path, response_timeout=RESPONSE_TIMEOUT_S, window=10, throughput=50
+        ) as daemon:
             sim = daemon.sim
             sim.delay_submit_responses(2.0)
             burst = await sim.burst(50, source="84903{i:06d}", text="BH MK 55{i:08d}")
@@ -129,7 +92,9 @@ async def test_2000_mos_at_once_bounded_memory_and_enquire_link_answered(
 ) -> None:
     config = SimulatorConfig(receipt_delay=0.05, deliver_window=10)
     with trio.fail_after(180):
-        async with open_burst_daemon(tmp_path, sim_config=config, window=10) as daemon:
+        async with open_daemon(
+            tmp_path, response_timeout=RESPONSE_TIMEOUT_S, sim_config=config, window=10
+        ) as daemon:
             sim = daemon.sim
             pid = daemon.process.pid
             await trio.sleep(1.0)  # settle after start-up
