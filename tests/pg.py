@@ -33,7 +33,10 @@ class PgSchemas:
         return f"{self.base_url}{sep}options={quote(f'-csearch_path={schema}')}"
 
     def drop_all(self) -> None:
-        with self.engine.begin() as conn:
-            for n in range(1, self.count + 1):
+        # One transaction per schema: a DROP ... CASCADE locks every object of
+        # the schema until its commit, and a whole run's schemas at once
+        # overflow the server's lock table (max_locks_per_transaction).
+        for n in range(1, self.count + 1):
+            with self.engine.begin() as conn:
                 conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self.prefix}_{n}" CASCADE'))
         self.engine.dispose()
