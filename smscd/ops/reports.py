@@ -6,11 +6,13 @@ Formats
 one row per (date, carrier), ordered by date then carrier, ``\\n`` line ends,
 no total row. Columns, exactly:
 
-* charges:  ``date,carrier,mo_received,charged,amount_vnd,pending,void``
-  — the day the MO was received; ``mo_received`` excludes redeliveries
-  (duplicates); ``charged``/``amount_vnd`` count final charges; ``pending`` MT
-  charges still waiting for a receipt; ``void`` charges cancelled by a failed
-  reply.
+* charges:  ``date,carrier,channel,mo_received,charged,amount_vnd,pending,void``
+  — one row per channel: ``sms`` for the MOs to the short code, by the day the
+  MO was received (``mo_received`` excludes redeliveries, duplicates), and
+  ``api:<client>`` for an HTTP API client's MTs, by the day they were queued
+  (``mo_received`` 0); ``charged``/``amount_vnd`` count final charges;
+  ``pending`` MT charges still waiting for a receipt; ``void`` charges
+  cancelled by a failed or expired message.
 * receipts: ``date,carrier,accepted,delivered,failed,pending``
   — the day the reply was queued; ``accepted`` by the SMSC; ``delivered``
   (DELIVRD receipt); ``failed`` = undeliverable receipts + submits rejected for
@@ -42,7 +44,18 @@ __all__ = ["CHARGES_COLUMNS", "RECEIPTS_COLUMNS", "Format", "charges", "receipts
 
 Format = Literal["table", "csv", "json"]
 
-CHARGES_COLUMNS = ("date", "carrier", "mo_received", "charged", "amount_vnd", "pending", "void")
+CHARGES_COLUMNS = (
+    "date",
+    "carrier",
+    "channel",
+    "mo_received",
+    "charged",
+    "amount_vnd",
+    "pending",
+    "void",
+)
+#: The columns that are not counts.
+_TEXT_COLUMNS = ("date", "carrier", "channel")
 RECEIPTS_COLUMNS = ("date", "carrier", "accepted", "delivered", "failed", "pending")
 
 
@@ -72,8 +85,8 @@ def _write(
 def _write_table(
     records: Sequence[dict[str, str | int]], columns: Sequence[str], out: TextIO
 ) -> None:
-    numeric = columns[2:]
-    totals: dict[str, str | int] = {"date": "total", "carrier": ""}
+    numeric = [c for c in columns if c not in _TEXT_COLUMNS]
+    totals: dict[str, str | int] = {"date": "total", "carrier": "", "channel": ""}
     for c in numeric:
         totals[c] = sum(int(r[c]) for r in records)
 

@@ -44,6 +44,7 @@ import attrs
 from sqlalchemy import and_, bindparam, case, or_, select, update
 
 from smscd.reset import ChargingMode, InboundMessage, InboundState
+from smscd.store._api_callbacks import owe_callbacks
 from smscd.store._base import StoreBase
 from smscd.store._masking import mask_body
 from smscd.store._quarantine import quarantine_mos, quarantine_replies
@@ -71,7 +72,8 @@ class ExpiredReply:
     """A reply :meth:`Containment.expire_replies` expired."""
 
     outbound_id: int
-    inbound_id: int
+    #: None for an API client's MT.
+    inbound_id: int | None
     carrier: str
     destination_addr: str
     attempts: int
@@ -333,12 +335,18 @@ class Containment(StoreBase):
             conn.execute(
                 update(ChargeRow)
                 .where(
-                    ChargeRow.inbound_id.in_([row.inbound_id for row in rows]),
+                    or_(
+                        ChargeRow.inbound_id.in_(
+                            [row.inbound_id for row in rows if row.inbound_id is not None]
+                        ),
+                        ChargeRow.outbound_id.in_([row.id for row in rows]),
+                    ),
                     ChargeRow.mode == ChargingMode.MT.value,
                     ChargeRow.state == "pending",
                 )
                 .values(state="void", finalized_at=now)
             )
+            owe_callbacks(conn, [row.id for row in rows], at=now)
         return [
             ExpiredReply(
                 outbound_id=row.id,

@@ -25,7 +25,13 @@ if TYPE_CHECKING:
 
     from smscd.store._cursor import Statements
 
-__all__ = ["DECIDE_MANY", "Decisions", "check_decisions", "decided_params"]
+__all__ = [
+    "DECIDE_MANY",
+    "Decisions",
+    "check_decisions",
+    "decided_params",
+    "set_passwords",
+]
 
 
 def decided_params(decisions: Iterable[tuple[Decision, object]]) -> list[dict[str, Any]]:
@@ -112,6 +118,27 @@ _QUEUE_REPLY = prepared(insert(OutboundRow))
 _RECORD_CHARGE = prepared(insert(ChargeRow))
 
 
+def set_passwords(conn: Statements, decisions: Iterable[Decision]) -> None:
+    """The password part of committing decisions, in the caller's transaction:
+    each RESET_OK's new hash and must-change flag on its account (the others
+    change nothing). Raises StoreError for a RESET_OK whose code has no
+    account. Decisions with an SMS reply add their reply and charge
+    (``_apply_decisions``); an API reset has neither (``_api_resets``)."""
+    for decision in decisions:
+        if decision.outcome is not Outcome.RESET_OK:
+            continue
+        changed = conn.execute(
+            _SET_PASSWORD,
+            {
+                "p_code": decision.bhxh_code,
+                "p_hash": decision.password_hash,
+                "p_at": decision.decided_at,
+            },
+        ).rowcount
+        if changed != 1:
+            raise StoreError(f"no account {decision.bhxh_code} to reset")
+
+
 class Decisions(StoreBase):
     """``commit_decision`` of ``smscd.reset.ResetStore`` and the daemon's group
     commit (``DecisionStore``); a part of ``SqlStore``."""
@@ -168,19 +195,7 @@ class Decisions(StoreBase):
         each MO id."""
         if not flipped:
             return {}
-        for decision, _mo in flipped:
-            if decision.outcome is not Outcome.RESET_OK:
-                continue
-            changed = conn.execute(
-                _SET_PASSWORD,
-                {
-                    "p_code": decision.bhxh_code,
-                    "p_hash": decision.password_hash,
-                    "p_at": decision.decided_at,
-                },
-            ).rowcount
-            if changed != 1:
-                raise StoreError(f"no account {decision.bhxh_code} to reset")
+        set_passwords(conn, (decision for decision, _mo in flipped))
         rows = [
             {
                 "inbound_id": decision.inbound_id,

@@ -209,7 +209,7 @@ class Outbox(StoreBase):
     def mark_failed(self, outbound_id: int, *, status: int, now: datetime) -> None:
         with self._write() as conn:
             row = conn.execute(
-                select(OutboundRow.inbound_id, OutboundRow.body).where(
+                select(OutboundRow.id, OutboundRow.inbound_id, OutboundRow.body).where(
                     OutboundRow.id == outbound_id,
                     OutboundRow.state == OutboundState.QUEUED.value,
                 )
@@ -229,7 +229,7 @@ class Outbox(StoreBase):
                     claimed_by=None,
                 )
             )
-            settle_charge(conn, row.inbound_id, delivered=False, at=now)
+            settle_charge(conn, row.inbound_id, delivered=False, at=now, outbound_id=row.id)
 
     def outbox_depth(self) -> dict[str, int]:
         stmt = (

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 from smscd.reset import InboundState
 from smscd.store._base import StoreBase
 from smscd.store.models import (
+    ApiCallbackRow,
     ChargeRow,
     InboundRow,
     OutboundIdRow,
@@ -44,7 +45,10 @@ class Prune(StoreBase):
         their reply, its ids and receipts, and their charge, plus unmatched
         receipts older than ``before``. An MO whose reply is still queued or
         whose charge is still pending stays. Accounts are never touched.
-        Works in batches of ``PRUNE_BATCH`` MOs, one transaction each."""
+        Works in batches of ``PRUNE_BATCH`` MOs, one transaction each. The
+        HTTP API's MTs (no MO behind them) created before ``before`` go the
+        same way, with their charge and callback, unless still queued (or in
+        quarantine) or charged pending."""
         totals = dict.fromkeys(("inbound", "outbound", "receipts", "charges"), 0)
         has_queued = (
             select(OutboundRow.id)
@@ -91,6 +95,7 @@ class Prune(StoreBase):
                 totals["inbound"] += conn.execute(
                     delete(InboundRow).where(InboundRow.id.in_(ids))
                 ).rowcount
+        self._prune_api_messages(before, totals)
         with self._write() as conn:
             stale = select(ReceiptRow.id).where(
                 ReceiptRow.outbound_id.is_(None), ReceiptRow.received_at < before
@@ -102,3 +107,41 @@ class Prune(StoreBase):
                 )
             ).rowcount
         return PruneCounts(**totals)
+
+    def _prune_api_messages(self, before: datetime, totals: dict[str, int]) -> None:
+        has_pending = (
+            select(ChargeRow.id)
+            .where(ChargeRow.outbound_id == OutboundRow.id, ChargeRow.state == "pending")
+            .exists()
+        )
+        prunable = (
+            select(OutboundRow.id)
+            .where(
+                OutboundRow.inbound_id.is_(None),
+                OutboundRow.created_at < before,
+                OutboundRow.state.not_in(
+                    [OutboundState.QUEUED.value, OutboundState.QUARANTINED.value]
+                ),
+                ~has_pending,
+            )
+            .order_by(OutboundRow.id)
+            .limit(PRUNE_BATCH)
+        )
+        while True:
+            with self._write() as conn:
+                ids = list(conn.execute(prunable).scalars())
+                if not ids:
+                    return
+                receipt_ids = select(ReceiptRow.id).where(ReceiptRow.outbound_id.in_(ids))
+                conn.execute(delete(ReceiptKeyRow).where(ReceiptKeyRow.receipt_id.in_(receipt_ids)))
+                totals["receipts"] += conn.execute(
+                    delete(ReceiptRow).where(ReceiptRow.outbound_id.in_(ids))
+                ).rowcount
+                conn.execute(delete(OutboundIdRow).where(OutboundIdRow.outbound_id.in_(ids)))
+                conn.execute(delete(ApiCallbackRow).where(ApiCallbackRow.outbound_id.in_(ids)))
+                totals["charges"] += conn.execute(
+                    delete(ChargeRow).where(ChargeRow.outbound_id.in_(ids))
+                ).rowcount
+                totals["outbound"] += conn.execute(
+                    delete(OutboundRow).where(OutboundRow.id.in_(ids))
+                ).rowcount

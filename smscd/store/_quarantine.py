@@ -170,7 +170,7 @@ class Quarantine(StoreBase):
                 )
                 return bool(conn.execute(stmt).rowcount)
             row = conn.execute(
-                select(OutboundRow.inbound_id, OutboundRow.body).where(
+                select(OutboundRow.id, OutboundRow.inbound_id, OutboundRow.body).where(
                     OutboundRow.id == item_id,
                     OutboundRow.state == OutboundState.QUARANTINED.value,
                 )
@@ -187,7 +187,7 @@ class Quarantine(StoreBase):
                     claimed_by=None,
                 )
             )
-            settle_charge(conn, row.inbound_id, delivered=False, at=now)
+            settle_charge(conn, row.inbound_id, delivered=False, at=now, outbound_id=row.id)
             return True
 
 

@@ -3,8 +3,9 @@
 A receipt is matched by (carrier, key) over every canonical form of the SMSC's
 message id (hex/decimal) to the reply that owns that key (``_outbox``). A
 matched final receipt makes the reply DELIVERED or UNDELIVERABLE and, in MT
-charging mode, the charge of its MO final or void; an unmatched one is stored
-with its keys for the acceptance that comes after it.
+charging mode, the charge of its MO (or of the API MT itself) final or void,
+and owes an API client its callback; an unmatched one is stored with its keys
+for the acceptance that comes after it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import bindparam, insert, select, update
 
 from smscd.reset import ChargingMode
+from smscd.store._api_callbacks import owe_callbacks
 from smscd.store._base import StoreBase
 from smscd.store._cursor import prepared
 from smscd.store._rows import AT
@@ -82,6 +84,18 @@ _SETTLE_CHARGE_OF_REPLY = prepared(
 )
 
 
+# The same for an API client's MT, whose charge hangs on the message itself.
+_SETTLE_CHARGE_OF_MT = prepared(
+    update(ChargeRow)
+    .where(
+        ChargeRow.outbound_id == bindparam("oid"),
+        ChargeRow.mode == ChargingMode.MT.value,
+        ChargeRow.state == "pending",
+    )
+    .values(state=bindparam("p_charge"), finalized_at=bindparam("p_at", type_=AT))
+)
+
+
 def finish_replies(conn: Statements, finals: Sequence[tuple[int, str, datetime]]) -> None:
     """Final receipts ``(outbound id, stat, received at)`` of ACCEPTED
     replies, in order (a reply's first final receipt wins): the reply
@@ -100,18 +114,32 @@ def finish_replies(conn: Statements, finals: Sequence[tuple[int, str, datetime]]
             for m, ok, at in delivered
         ],
     )
-    conn.execute(
-        _SETTLE_CHARGE_OF_REPLY,
-        [{"oid": m, "p_charge": "final" if ok else "void", "p_at": at} for m, ok, at in delivered],
-    )
+    settled = [
+        {"oid": m, "p_charge": "final" if ok else "void", "p_at": at} for m, ok, at in delivered
+    ]
+    conn.execute(_SETTLE_CHARGE_OF_REPLY, settled)
+    conn.execute(_SETTLE_CHARGE_OF_MT, settled)
+    owe_callbacks(conn, [m for m, _ok, _at in delivered], at=finals[-1][2])
 
 
-def settle_charge(conn: Statements, inbound_id: int, *, delivered: bool, at: datetime) -> None:
-    """MT mode: the charge becomes final on delivery, void on a final failure."""
-    conn.execute(
-        _SETTLE_CHARGE,
-        {"iid": inbound_id, "p_state": "final" if delivered else "void", "p_at": at},
-    )
+def settle_charge(
+    conn: Statements,
+    inbound_id: int | None,
+    *,
+    delivered: bool,
+    at: datetime,
+    outbound_id: int | None = None,
+) -> None:
+    """MT mode: the charge becomes final on delivery, void on a final failure;
+    the charge of the MO ``inbound_id``, or for an API MT (no MO) the one of
+    the message ``outbound_id``. A failure also owes the API client its
+    callback."""
+    state = "final" if delivered else "void"
+    if inbound_id is not None:
+        conn.execute(_SETTLE_CHARGE, {"iid": inbound_id, "p_state": state, "p_at": at})
+    elif outbound_id is not None:
+        conn.execute(_SETTLE_CHARGE_OF_MT, {"oid": outbound_id, "p_charge": state, "p_at": at})
+        owe_callbacks(conn, [outbound_id], at=at)
 
 
 class Receipts(StoreBase):

@@ -11,7 +11,7 @@ from sqlalchemy import Date, case, cast, func, literal, literal_column, select, 
 
 from smscd.reset import VIETNAM_TZ, InboundState, Outcome
 from smscd.store._base import StoreBase
-from smscd.store.models import ChargeRow, InboundRow, OutboundRow
+from smscd.store.models import SMS_CHANNEL, ChargeRow, InboundRow, OutboundRow
 from smscd.store.types import OutboundState
 
 if TYPE_CHECKING:
@@ -26,13 +26,16 @@ _LOCAL_OFFSET_HOURS = VIETNAM_TZ.utcoffset(None) // timedelta(hours=1)
 
 @attrs.frozen(kw_only=True)
 class ChargesDay:
-    """One (Vietnam day, carrier) row of the charges report."""
+    """One (Vietnam day, carrier, channel) row of the charges report."""
 
     day: date
     carrier: str
-    #: MOs received that day, redeliveries (duplicates) excluded.
+    #: ``sms`` (the MOs to the short code) or ``api:<client>`` (its MTs).
+    channel: str = SMS_CHANNEL
+    #: MOs received that day, redeliveries (duplicates) excluded; 0 for an API
+    #: channel, whose charges are per MT (queued that day).
     mo_received: int
-    #: MOs of that day with a final charge, and their total.
+    #: MOs (MTs) of that day with a final charge, and their total.
     charged: int
     amount_vnd: int
     #: MT-mode charges waiting for a receipt; voided charges.
@@ -96,7 +99,53 @@ class Reports(StoreBase):
         return func.date(column, literal_column(f"'+{_LOCAL_OFFSET_HOURS} hours'"))
 
     def charges_report(self, *, start: date | None, end: date | None) -> list[ChargesDay]:
-        """Per Vietnam day of the MO and carrier, inclusive dates (None: open)."""
+        """Per Vietnam day and carrier, inclusive dates (None: open), split by
+        channel: the MOs to the short code by the day they were received, the
+        API clients' MTs by the day they were queued."""
+        rows = self._sms_charges(start, end) + self._api_charges(start, end)
+        return sorted(rows, key=lambda r: (r.day, r.carrier, r.channel))
+
+    def _api_charges(self, start: date | None, end: date | None) -> list[ChargesDay]:
+        lo, hi = _local_bounds(start, end)
+        day = self._local_day(ChargeRow.created_at).label("day")
+
+        def count_if(condition: Any, value: Any = 1) -> Any:
+            return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+
+        stmt = (
+            select(
+                day,
+                ChargeRow.carrier,
+                ChargeRow.channel,
+                count_if(ChargeRow.state == "final"),
+                count_if(ChargeRow.state == "final", ChargeRow.amount_vnd),
+                count_if(ChargeRow.state == "pending"),
+                count_if(ChargeRow.state == "void"),
+            )
+            .where(
+                ChargeRow.outbound_id.is_not(None),
+                *([ChargeRow.created_at >= lo] if lo is not None else []),
+                *([ChargeRow.created_at < hi] if hi is not None else []),
+            )
+            .group_by(day, ChargeRow.carrier, ChargeRow.channel)
+        )
+        with self._read() as conn:
+            return [
+                ChargesDay(
+                    day=_as_date(r[0]),
+                    carrier=r[1],
+                    channel=r[2],
+                    mo_received=0,
+                    charged=int(r[3]),
+                    amount_vnd=int(r[4]),
+                    pending=int(r[5]),
+                    void=int(r[6]),
+                )
+                for r in conn.execute(stmt)
+            ]
+
+    def _sms_charges(self, start: date | None, end: date | None) -> list[ChargesDay]:
+        """The MOs' part: per Vietnam day of the MO and carrier."""
         lo, hi = _local_bounds(start, end)
         day = self._local_day(InboundRow.received_at).label("day")
 
@@ -117,6 +166,8 @@ class Reports(StoreBase):
             .outerjoin(ChargeRow, ChargeRow.inbound_id == InboundRow.id)
             .where(
                 InboundRow.state != InboundState.DUPLICATE.value,
+                # Not the API's reset calls: they are no MO and carry no charge.
+                InboundRow.channel == SMS_CHANNEL,
                 *([InboundRow.received_at >= lo] if lo is not None else []),
                 *([InboundRow.received_at < hi] if hi is not None else []),
             )

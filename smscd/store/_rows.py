@@ -46,6 +46,9 @@ def outbound_from_row(row: Any) -> OutboundMessage:
         next_attempt_at=row.next_attempt_at,
         smsc_message_id=row.smsc_message_id,
         last_status=row.last_status,
+        source_addr=row.source_addr,
+        source_addr_ton=row.source_addr_ton,
+        source_addr_npi=row.source_addr_npi,
     )
 
 
@@ -75,4 +78,7 @@ OUTBOUND_COLUMNS = (
     OutboundRow.next_attempt_at,
     OutboundRow.smsc_message_id,
     OutboundRow.last_status,
+    OutboundRow.source_addr,
+    OutboundRow.source_addr_ton,
+    OutboundRow.source_addr_npi,
 )

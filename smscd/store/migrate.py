@@ -9,7 +9,7 @@ so a SQLite file created here is mode 0600 like one created by ``open_store``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -17,11 +17,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from smscd.store._engine import DatabaseMissing, create_store_engine
+from smscd.store.types import StoreError
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["alembic_config", "current_revision", "head_revision", "upgrade"]
+__all__ = ["MigrationFailed", "alembic_config", "current_revision", "head_revision", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -43,13 +44,35 @@ def upgrade(url: str) -> str:
     """Create or migrate the database at ``url`` to the head; returns the head."""
     engine = create_store_engine(url, create_file=True)
     try:
-        with engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # A batch migration copies a table and drops the old one; with
+                # foreign keys on, that drop deletes (or refuses) the rows that
+                # point at it. The check runs once, before the commit, instead.
+                _sqlite_driver(connection).execute("PRAGMA foreign_keys=OFF")
+            try:
+                with connection.begin():
+                    config = alembic_config()
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                    if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                        raise MigrationFailed("the migrated database breaks a foreign key")
+            finally:
+                if sqlite:
+                    _sqlite_driver(connection).execute("PRAGMA foreign_keys=ON")
         return current_revision_of(engine) or ""
     finally:
         engine.dispose()
+
+
+class MigrationFailed(StoreError):
+    """A migration left the database inconsistent; it was rolled back."""
+
+
+def _sqlite_driver(connection: Connection) -> Any:
+    """The pysqlite connection itself: a PRAGMA sent outside any transaction."""
+    return connection.connection.driver_connection
 
 
 def current_revision(url: str) -> str | None:

@@ -8,10 +8,15 @@ One row per thing that happened, linked by foreign keys:
     inbound_messages  (MO)  1──1  outbound_messages (the one reply)  1──n  outbound_message_ids
                             1──1  charges (the one charge)
     receipts  n──1 outbound_messages (nullable: a receipt may come first)  1──n  receipt_id_keys
+    api_clients       1──n  outbound_messages (an API client's MT: no MO)  1──1  charges
+                                                                           1──1  api_callbacks
+                      1──n  inbound_messages (the API's reset calls, channel != 'sms')
 
 Invariant 3 (one reply per MO) and 5 (one charge per MO) are UNIQUE constraints
 on ``inbound_id``, so the database refuses a second reply or charge whatever the
-code above it does. Enum-like columns are short strings with CHECK constraints
+code above it does; an API client's MT has no MO (``inbound_id`` NULL), is
+unique per (``client_id``, ``client_ref``), and its charge is UNIQUE on
+``outbound_id``. Enum-like columns are short strings with CHECK constraints
 (readable in ``psql`` and SQLite alike). Datetimes go through :class:`UtcDateTime`:
 ``timestamptz`` on PostgreSQL, an ISO string of the naive UTC instant on SQLite
 (so that string comparison is time comparison there).
@@ -30,6 +35,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -46,6 +52,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AccountRow",
+    "ApiCallbackRow",
+    "ApiClientRow",
     "Base",
     "ChargeRow",
     "InboundRow",
@@ -158,6 +166,9 @@ OUTBOUND_STATES = (
 )
 CHARGE_MODES = ("mo", "mt")
 CHARGE_STATES = ("final", "pending", "void")
+#: The channel of an MO that came by SMS (``inbound_messages.channel``,
+#: ``charges.channel``); an API client's MT is charged on ``api:<client name>``.
+SMS_CHANNEL = "sms"
 
 
 class Base(DeclarativeBase):
@@ -216,18 +227,28 @@ class InboundRow(Base):
     quarantine_stage: Mapped[str | None] = mapped_column(String(16))
     quarantine_reason: Mapped[str | None] = mapped_column(String(200))
     quarantined_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: How the request came: ``sms`` (an MO to the short code) or the API
+    #: channel of a ``POST /v1/resets`` (``hotline``, ``app``, ...).
+    channel: Mapped[str] = mapped_column(String(16), server_default=SMS_CHANNEL)
+    #: The API client that made the request; NULL for an MO.
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"))
 
 
 class OutboundRow(Base):
     __tablename__ = "outbound_messages"
     __table_args__ = (
         CheckConstraint(_in("state", OUTBOUND_STATES), name="state"),
+        CheckConstraint("inbound_id IS NOT NULL OR client_id IS NOT NULL", name="origin"),
         Index(None, "carrier", "state", "next_attempt_at"),
         Index(None, "created_at"),
+        # Idempotence of POST /v1/messages: one row per (client, client_ref),
+        # even when two requests race (NULLs, the replies to MOs, never clash).
+        Index(None, "client_id", "client_ref", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
+    #: The MO this is the reply to; NULL for an API client's MT.
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
     carrier: Mapped[str] = mapped_column(String(32))
     destination_addr: Mapped[str] = mapped_column(String(21))
     dest_addr_ton: Mapped[int] = mapped_column(Integer)
@@ -250,6 +271,14 @@ class OutboundRow(Base):
     quarantine_stage: Mapped[str | None] = mapped_column(String(16))
     quarantine_reason: Mapped[str | None] = mapped_column(String(200))
     quarantined_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: The API client that sent it, and its reference; NULL for a reply to an MO.
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"))
+    client_ref: Mapped[str | None] = mapped_column(String(64))
+    #: The sender id to submit with (the client's); NULL: the carrier's own
+    #: source address, as for every reply to an MO.
+    source_addr: Mapped[str | None] = mapped_column(String(21))
+    source_addr_ton: Mapped[int | None] = mapped_column(Integer)
+    source_addr_npi: Mapped[int | None] = mapped_column(Integer)
 
 
 class OutboundIdRow(Base):
@@ -294,13 +323,68 @@ class ChargeRow(Base):
     __table_args__ = (
         CheckConstraint(_in("mode", CHARGE_MODES), name="mode"),
         CheckConstraint(_in("state", CHARGE_STATES), name="state"),
+        CheckConstraint("inbound_id IS NOT NULL OR outbound_id IS NOT NULL", name="origin"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
+    #: The MO charged (invariant 5); NULL for an API client's MT, which is
+    #: charged through ``outbound_id`` instead (one charge per MT).
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
+    outbound_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_messages.id"), unique=True)
+    #: ``sms`` for an MO to the short code; ``api:<client name>`` for an API MT.
+    channel: Mapped[str] = mapped_column(String(32), server_default=SMS_CHANNEL)
     carrier: Mapped[str] = mapped_column(String(32))
     amount_vnd: Mapped[int] = mapped_column(Integer)
     mode: Mapped[str] = mapped_column(String(4))
     state: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finalized_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ApiClientRow(Base):
+    """A client of the HTTP API (``smscd clients add``).
+
+    ``token_hash`` is the SHA-256 hex digest of the client's token. The tokens
+    are 32 random bytes from ``secrets``, not passwords a person chose, so a
+    fast hash is enough: nobody can search a 256-bit space, and a slow hash
+    (argon2) would only cost time on every request."""
+
+    __tablename__ = "api_clients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Comma-separated: ``messages``, ``resets``.
+    scopes: Mapped[str] = mapped_column(Text)
+    #: The sender id of its MTs; NULL: the carrier's own source address.
+    sender: Mapped[str | None] = mapped_column(String(21))
+    sender_ton: Mapped[int] = mapped_column(Integer, server_default="0")
+    sender_npi: Mapped[int] = mapped_column(Integer, server_default="0")
+    price_vnd: Mapped[int] = mapped_column(Integer, server_default="0")
+    rate_per_s: Mapped[float] = mapped_column(Float)
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ApiCallbackRow(Base):
+    """A final state of an API message owed to its client's ``callback_url``:
+    created with the final state (in the receipt's transaction), posted by the
+    callback sender, retried with backoff until ``done_at`` is set."""
+
+    __tablename__ = "api_callbacks"
+    __table_args__ = (Index(None, "done_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: One callback per message: its first final state.
+    outbound_id: Mapped[int] = mapped_column(ForeignKey("outbound_messages.id"), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("api_clients.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    #: When it was delivered (a 2xx) or given up; NULL while owed.
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: ``delivered`` or ``abandoned`` once done.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    last_error: Mapped[str | None] = mapped_column(String(200))

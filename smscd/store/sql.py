@@ -14,6 +14,9 @@ write lock) in a module of its own, with the statements it runs:
 * ``_receipts``: receipts matched to replies, and the charges they settle;
 * ``_containment`` and ``_quarantine``: claims, expiry, items set aside;
 * ``_accounts``: the pipeline's reads, ``accounts show`` and the import;
+* ``_api_resets``: a ``POST /v1/resets`` recorded and decided (no reply);
+* ``_api`` and ``_api_callbacks``: API clients, their MTs (queued with their
+  charge), and the callbacks owed for their final states;
 * ``_reports`` and ``_prune``: the reports, the status page's reads, prune.
 
 Mixins rather than a facade over repositories: every part needs the same
@@ -70,6 +73,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from smscd.reset import VIETNAM_TZ, Decision, InboundMessage, InboundState, Outcome
 from smscd.store._accounts import AccountDetails, Accounts
+from smscd.store._api import ApiClientListing, ApiMessages
+from smscd.store._api_callbacks import ApiCallbacks, DueCallback
+from smscd.store._api_resets import API_CARRIER, ApiResets
 from smscd.store._base import unavailable
 from smscd.store._bulk import AccountImport
 from smscd.store._containment import Containment
@@ -96,11 +102,14 @@ if TYPE_CHECKING:
     from smscd.store.types import EarlyReceipt, NewInbound, NewReceipt, ReceiptMatch
 
 __all__ = [
+    "API_CARRIER",
     "VIETNAM_TZ",
     "AccountDetails",
     "AccountImport",
     "ActivityDay",
+    "ApiClientListing",
     "ChargesDay",
+    "DueCallback",
     "InboundCommit",
     "PruneCounts",
     "ReceiptsDay",
@@ -136,6 +145,9 @@ class SqlStore(
     Accounts,
     Reports,
     Prune,
+    ApiResets,
+    ApiMessages,
+    ApiCallbacks,
 ):
     """``smscd.reset.ResetStore``, ``DecisionStore``, ``IntakeStore`` and
     ``OutboxStore`` over one SQLAlchemy engine.

@@ -101,7 +101,8 @@ class NewInbound:
 @attrs.frozen(kw_only=True)
 class OutboundMessage:
     id: int
-    inbound_id: int
+    #: The MO this replies to; None for an API client's MT.
+    inbound_id: int | None
     carrier: str
     destination_addr: str
     dest_addr_ton: int
@@ -113,6 +114,10 @@ class OutboundMessage:
     next_attempt_at: datetime
     smsc_message_id: str | None = None
     last_status: int | None = None
+    #: The sender id to submit with (an API client's); None: the carrier's own.
+    source_addr: str | None = None
+    source_addr_ton: int | None = None
+    source_addr_npi: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -134,7 +139,8 @@ class ReceiptMatch:
     """The reply a receipt was matched to, and the MO it answered."""
 
     outbound_id: int
-    mo_id: int
+    #: None for an API client's MT (no MO behind it).
+    mo_id: int | None
     #: The subscriber's number, as the reply was addressed.
     destination_addr: str
 

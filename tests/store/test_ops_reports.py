@@ -16,11 +16,11 @@ if TYPE_CHECKING:
     from smscd.store.sql import SqlStore
 
 CHARGES_CSV = (
-    "date,carrier,mo_received,charged,amount_vnd,pending,void\n"
-    "2024-11-20,viettel,1,0,0,1,0\n"
-    "2024-11-21,mobifone,1,0,0,0,1\n"
-    "2024-11-21,viettel,2,1,1000,0,0\n"
-    "2024-11-22,mobifone,1,1,1000,0,0\n"
+    "date,carrier,channel,mo_received,charged,amount_vnd,pending,void\n"
+    "2024-11-20,viettel,sms,1,0,0,1,0\n"
+    "2024-11-21,mobifone,sms,1,0,0,0,1\n"
+    "2024-11-21,viettel,sms,2,1,1000,0,0\n"
+    "2024-11-22,mobifone,sms,1,1,1000,0,0\n"
 )
 RECEIPTS_CSV = (
     "date,carrier,accepted,delivered,failed,pending\n"
@@ -30,14 +30,14 @@ RECEIPTS_CSV = (
     "2024-11-22,mobifone,1,0,1,0\n"
 )
 CHARGES_TABLE = """\
-date        carrier   mo_received  charged  amount_vnd  pending  void
-----------  --------  -----------  -------  ----------  -------  ----
-2024-11-20  viettel             1        0           0        1     0
-2024-11-21  mobifone            1        0           0        0     1
-2024-11-21  viettel             2        1       1,000        0     0
-2024-11-22  mobifone            1        1       1,000        0     0
-----------  --------  -----------  -------  ----------  -------  ----
-total                           5        2       2,000        1     1
+date        carrier   channel  mo_received  charged  amount_vnd  pending  void
+----------  --------  -------  -----------  -------  ----------  -------  ----
+2024-11-20  viettel   sms                1        0           0        1     0
+2024-11-21  mobifone  sms                1        0           0        0     1
+2024-11-21  viettel   sms                2        1       1,000        0     0
+2024-11-22  mobifone  sms                1        1       1,000        0     0
+----------  --------  -------  -----------  -------  ----------  -------  ----
+total                                    5        2       2,000        1     1
 """
 
 
@@ -104,15 +104,15 @@ def test_receipts_csv_exact_bytes(filled: SqlStore, db_url: str) -> None:
 def test_inclusive_date_range(filled: SqlStore, db_url: str) -> None:
     day = date(2024, 11, 21)
     assert _run("charges", db_url, "csv", day, day) == (
-        "date,carrier,mo_received,charged,amount_vnd,pending,void\n"
-        "2024-11-21,mobifone,1,0,0,0,1\n"
-        "2024-11-21,viettel,2,1,1000,0,0\n"
+        "date,carrier,channel,mo_received,charged,amount_vnd,pending,void\n"
+        "2024-11-21,mobifone,sms,1,0,0,0,1\n"
+        "2024-11-21,viettel,sms,2,1,1000,0,0\n"
     )
     assert _run("receipts", db_url, "csv", date(2024, 11, 22), None) == (
         "date,carrier,accepted,delivered,failed,pending\n2024-11-22,mobifone,1,0,1,0\n"
     )
     assert _run("charges", db_url, "csv", date(2025, 1, 1), None) == (
-        "date,carrier,mo_received,charged,amount_vnd,pending,void\n"
+        "date,carrier,channel,mo_received,charged,amount_vnd,pending,void\n"
     )
 
 
@@ -121,6 +121,7 @@ def test_json(filled: SqlStore, db_url: str) -> None:
     assert data[2] == {
         "date": "2024-11-21",
         "carrier": "viettel",
+        "channel": "sms",
         "mo_received": 2,
         "charged": 1,
         "amount_vnd": 1000,
