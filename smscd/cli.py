@@ -99,6 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
         q_action.add_argument("kind", choices=("mo", "reply"))
         q_action.add_argument("id", type=int)
 
+    clients = commands.add_parser("clients", help="the HTTP API's clients and their tokens")
+    c_commands = clients.add_subparsers(dest="clients_command", required=True, metavar="ACTION")
+    c_add = c_commands.add_parser("add", help="add a client and print its token once")
+    c_add.add_argument("name")
+    c_add.add_argument("--scopes", required=True, help="comma-separated: messages,resets")
+    c_add.add_argument("--sender", help="sender id of its SMS: a brand name or a short code")
+    c_add.add_argument("--sender-ton", type=int, help="TON of the sender (5 for a brand name)")
+    c_add.add_argument("--sender-npi", type=int, help="NPI of the sender (0 for a brand name)")
+    c_add.add_argument("--price", type=int, default=0, help="VND charged per SMS (default 0)")
+    c_add.add_argument("--rate", type=float, default=10.0, help="requests per second (10)")
+    c_add.add_argument("--callback-url", help="where final states of its SMS are POSTed")
+    c_list = c_commands.add_parser("list", help="the clients (never their tokens)")
+    c_list.add_argument("--format", choices=("table", "json"), default="table")
+    c_revoke = c_commands.add_parser("revoke", help="end a client's token now")
+    c_revoke.add_argument("name")
+
     commands.add_parser(
         "simulate",
         help="run the bundled SMSC simulator (smscd simulate --help)",
@@ -194,6 +210,27 @@ def main(
             )
         act = ops_quarantine.retry if args.quarantine_command == "retry" else ops_quarantine.drop
         return act(config.database_url, args.kind, args.id, out=out, err=err)
+
+    if args.command == "clients":
+        from smscd.ops import clients as ops_clients
+
+        if args.clients_command == "add":
+            return ops_clients.add(
+                config.database_url,
+                args.name,
+                scopes=args.scopes,
+                sender=args.sender,
+                sender_ton=args.sender_ton,
+                sender_npi=args.sender_npi,
+                price=args.price,
+                rate=args.rate,
+                callback_url=args.callback_url,
+                out=out,
+                err=err,
+            )
+        if args.clients_command == "list":
+            return ops_clients.list_clients(config.database_url, fmt=args.format, out=out, err=err)
+        return ops_clients.revoke(config.database_url, args.name, out=out, err=err)
 
     if args.command == "report":
         from smscd.ops import reports

@@ -23,6 +23,7 @@ from smscd import _metrics
 from smscd._hashing import HashProcesses
 from smscd._lockfile import AlreadyRunning, DaemonLock
 from smscd._systemd import Notifier
+from smscd.api.app import create_api_app
 from smscd.link import Link
 from smscd.logging import configure_logging
 from smscd.reset import Decision, InboundMessage, Pipeline
@@ -30,6 +31,7 @@ from smscd.service import DecideStage, IntakeStage, OperationsStage, OutboxStage
 from smscd.service._batching import _GroupCommit
 from smscd.service._items import _NeedsHash, _Pending, _Reset
 from smscd.service._state import RESETTERS_PER_HASHER, WORKERS_PER_CORE, _Senders
+from smscd.service.api import DaemonApi, serve_api
 from smscd.service.decide import _HashesElsewhere
 from smscd.store import OutboundMessage, StoreError
 from smscd.store.sql import SchemaNotCurrent, SqlStore, open_store, sqlite_path
@@ -38,7 +40,7 @@ from smscd.web import StatusBoard, create_app, run_sampler, serve_web
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from smscd.config import Config
+    from smscd.config import ApiConfig, Config
 
 __all__ = ["Daemon", "run"]
 
@@ -51,7 +53,7 @@ PROFILE_ENV = "SMSCD_PROFILE"
 
 
 class ListenFailed(Exception):
-    """The metrics listener could not listen where the config says."""
+    """The metrics or API listener could not listen where the config says."""
 
 
 @attrs.define(eq=False)
@@ -87,6 +89,8 @@ class Daemon(IntakeStage, DecideStage, OutboxStage, OperationsStage):
     stopping: bool = False
     intake_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     metrics_port: int | None = None
+    #: The HTTP API's port once it listens (``[api]``).
+    api_port: int | None = None
     #: What the status page shows that is not read live (see smscd.web).
     board: StatusBoard = attrs.field(factory=StatusBoard)
     #: The committer's channel, for the status page's intake backlog.
@@ -169,12 +173,33 @@ class Daemon(IntakeStage, DecideStage, OutboxStage, OperationsStage):
                         "metrics_listen_failed", listen=self.config.metrics_listen, error=error
                     )
                     raise ListenFailed(error) from None
+            if self.config.api is not None:
+                await self._serve_api(root, self.config.api)
             await self.notifier.notify("READY=1", "STATUS=serving")
-            log.info("daemon_ready", carriers=list(self.links), metrics_port=self.metrics_port)
+            log.info(
+                "daemon_ready",
+                carriers=list(self.links),
+                metrics_port=self.metrics_port,
+                **({"api_port": self.api_port} if self.api_port is not None else {}),
+            )
             task_status.started()
             await stop.wait()
             await self.shutdown()
             root.cancel_scope.cancel()
+
+    async def _serve_api(self, root: trio.Nursery, config: ApiConfig) -> None:
+        """The HTTP API's listener and its callback sender (``smscd.service.api``)."""
+        api = DaemonApi(daemon=self, api=config)
+        app = create_api_app(api, templates=dict(config.templates), max_body=config.max_body)
+        try:
+            self.api_port = await root.start(
+                partial(serve_api, app, config.listen, cert=config.cert, key=config.key)
+            )
+        except* OSError as group:
+            error = str(group.exceptions[0])
+            log.error("api_listen_failed", listen=config.listen, error=error)
+            raise ListenFailed(error) from None
+        root.start_soon(api.send_callbacks)
 
     async def _run_intake(self, send: trio.MemorySendChannel[_Pending]) -> None:
         with self.intake_scope:

@@ -16,7 +16,8 @@ here ever prints a secret: errors name the key, never its value, and
 
 The modules: ``_types`` holds the values and :class:`ConfigError`; ``_read``
 reads one table and checks its values; ``_secrets`` finds passwords and the
-status page's token; ``_smsc`` reads an ``[[smsc]]`` table; ``_load`` reads
+status page's token; ``_smsc`` reads an ``[[smsc]]`` table; ``_api`` the ``[api]`` table (the
+HTTP API's listener, routes and templates); ``_load`` reads
 the file and each section; ``_render`` writes what ``check-config`` prints.
 """
 
@@ -26,6 +27,7 @@ from smscd.config._load import load_config, parse_config
 from smscd.config._render import render_effective
 from smscd.config._types import (
     DEFAULT_CONFIG_PATH,
+    ApiConfig,
     Config,
     ConfigError,
     LogConfig,
@@ -36,6 +38,7 @@ from smscd.config._types import (
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "ApiConfig",
     "Config",
     "ConfigError",
     "LogConfig",

@@ -9,6 +9,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from smscd.config._api import read_api
 from smscd.config._read import Reader, database_url_problem, is_loopback, listen_address
 from smscd.config._secrets import read_metrics_token
 from smscd.config._smsc import read_smsc
@@ -33,6 +34,7 @@ _SECTIONS = (
     "metrics",
     "daemon",
     "outbox",
+    "api",
 )
 
 
@@ -126,6 +128,8 @@ def parse_config(data: Mapping[str, Any], *, source: str) -> Config:
     )
     outbox.finish()
 
+    api = read_api(source, data["api"], names) if "api" in data else None
+
     return Config(
         source=source,
         short_code=short_code,
@@ -142,6 +146,7 @@ def parse_config(data: Mapping[str, Any], *, source: str) -> Config:
         intake_batch=intake_batch,
         workers=workers,
         outbox=outbox_config,
+        api=api,
     )
 
 

@@ -11,7 +11,7 @@ from smscd.reset import Templates
 from smscd.store.sql import masked_url
 
 if TYPE_CHECKING:
-    from smscd.config._types import Config
+    from smscd.config._types import ApiConfig, Config
 
 __all__ = ["render_effective"]
 
@@ -95,7 +95,28 @@ def render_effective(config: Config) -> str:
         f"reply_expiry = {_toml_float(config.outbox.reply_expiry)}",
         f"max_attempts = {config.outbox.max_attempts}",
     ]
+    if config.api is not None:
+        lines += _api_lines(config.api)
     return "\n".join(lines) + "\n"
+
+
+def _api_lines(api: ApiConfig) -> list[str]:
+    lines = [
+        "",
+        "[api]",
+        f"listen = {_toml_str(_listen_text(api.listen))}",
+        *([f"cert = {_toml_str(api.cert)}"] if api.cert is not None else []),
+        *([f"key = {_toml_str(api.key)}"] if api.key is not None else []),
+        f"max_body = {api.max_body}",
+        f"default_route = {_toml_str(api.default_route)}",
+        "",
+        "[api.routes]",
+        *(f"{_toml_str(prefix)} = {_toml_str(carrier)}" for prefix, carrier in api.routes),
+        "",
+        "[api.templates]",
+        *(f"{name} = {_toml_str(text)}" for name, text in api.templates),
+    ]
+    return lines
 
 
 def _listen_text(listen: str | None) -> str:

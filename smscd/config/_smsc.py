@@ -16,6 +16,8 @@ from smscd.smpp import IdFormat
 __all__ = ["read_smsc"]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: Reserved: the ``carrier`` of an API reset's row.
+_API_CARRIER = "api"
 
 
 def read_smsc(source: str, index: int, table: object) -> SmscConfig:
@@ -23,6 +25,9 @@ def read_smsc(source: str, index: int, table: object) -> SmscConfig:
     name = r.text("name")
     if not _NAME.fullmatch(name):
         raise r.error("name", "must be a word of 1 to 64 letters, digits, - and _")
+    if name == _API_CARRIER:
+        # The carrier of the rows that record API resets (smscd.store._api_resets).
+        raise r.error("name", f"{_API_CARRIER!r} is reserved for the HTTP API's resets")
     password, credential_origin = read_password(r, name)
     bind = r.choice("bind", "transceiver", tuple(kind.value for kind in BindKind))
     id_format = r.choice("message_id_format", "auto", ("auto", "hex", "dec"))

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "MAX_REPLY_EXPIRY",
+    "ApiConfig",
     "Config",
     "ConfigError",
     "LogConfig",
@@ -70,6 +71,37 @@ class OutboxConfig:
 
 
 @attrs.frozen(kw_only=True)
+class ApiConfig:
+    """The ``[api]`` table: the internal HTTP API (off when the table is absent)."""
+
+    #: ``HOST:PORT``, split at the last colon (an IPv6 host without brackets).
+    listen: str = "127.0.0.1:8079"
+    #: TLS certificate and key files (PEM); TLS when both are set.
+    cert: str | None = None
+    key: str | None = None
+    #: The largest request body read, in bytes; a larger one gets 413.
+    max_body: int = 16384
+    #: ``[api.routes]``: number prefix (international form, ``8432``) ->
+    #: carrier name, longest first. Number portability makes a prefix a guess.
+    routes: tuple[tuple[str, str], ...] = ()
+    #: The carrier of a number no prefix matches.
+    default_route: str
+    #: ``[api.templates]``: name -> text with ``{param}`` placeholders.
+    templates: tuple[tuple[str, str], ...] = ()
+
+    def route(self, msisdn: str) -> str:
+        """The carrier for ``msisdn`` (international form): the longest
+        matching prefix, else the default route."""
+        for prefix, carrier in self.routes:
+            if msisdn.startswith(prefix):
+                return carrier
+        return self.default_route
+
+    def template(self, name: str) -> str | None:
+        return dict(self.templates).get(name)
+
+
+@attrs.frozen(kw_only=True)
 class Config:
     source: str
     short_code: str = "8079"
@@ -93,6 +125,8 @@ class Config:
     #: Concurrent pipeline decisions (each may hash a password in a thread).
     workers: int = 0  # 0 = 16 per core (hashing is bounded separately, by the cores)
     outbox: OutboxConfig = attrs.Factory(OutboxConfig)
+    #: The internal HTTP API; None: off.
+    api: ApiConfig | None = None
 
     def smsc(self, name: str) -> SmscConfig:
         for smsc in self.smscs:

@@ -96,7 +96,11 @@ class Submitter:
 
     async def submit(self, message: OutboundSm) -> SubmitResult:
         """See :meth:`smscd.link.Link.submit`."""
-        short_message = encode_gsm7(message.text)
+        short_message = (
+            encode_gsm7(message.text)
+            if message.data_coding == 0
+            else message.text.encode("utf-16-be")
+        )
         counters = self._hub.counters
         counters.submitted += 1
         result = await self._submit(message, short_message)
@@ -193,7 +197,7 @@ class Submitter:
             dest_addr_npi=message.dest_addr_npi,
             destination_addr=message.destination_addr,
             registered_delivery=message.registered_delivery,
-            data_coding=0,
+            data_coding=message.data_coding,
             short_message=turn.short_message,
         )
         pending = session.start_request(submit)

@@ -26,7 +26,8 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class OutboundSm:
-    """One MT to submit: GSM-7 safe ASCII text, sent with data_coding 0."""
+    """One MT to submit: GSM-7 text sent with data_coding 0 (the replies of
+    8079 are GSM-7 safe ASCII), or UCS-2 (UTF-16BE) with data_coding 8."""
 
     source_addr: str
     source_addr_ton: int = 0
@@ -36,6 +37,8 @@ class OutboundSm:
     dest_addr_npi: int = 1
     text: str = attrs.field(repr=False)  # may hold a new password: never in a repr
     registered_delivery: int = 1
+    #: 0: GSM 03.38 (unpacked); 8: UCS-2.
+    data_coding: int = attrs.field(default=0, validator=attrs.validators.in_((0, 8)))
 
 
 # --- submit results (a closed union) ---------------------------------------------

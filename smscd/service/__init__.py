@@ -70,6 +70,8 @@ Modules
                 decisions made at intake, hashing off the event loop.
 ``outbox``      hand-off, claim, submit, accept, retry and expiry, per carrier.
 ``operations``  health, status, gauges, maintenance, signals, reload, the stop.
+``api_resets``  ``POST /v1/resets``: a call decided like an MO by the decide
+                stage's machinery, answered instead of replied to by SMS.
 ``_batching``   the group commit and the hand-off that never waits.
 ``_items``      what passes between stages; ``_state`` what they share.
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import structlog
 import trio
 
+from smscd.gsm7 import is_gsm7
 from smscd.link import (
     Accepted,
     OutboundSm,
@@ -52,6 +53,9 @@ from smscd.service._state import (
 )
 
 log = structlog.get_logger("smscd")
+
+#: data_coding of a text that is not GSM-7 (an API client's, in Vietnamese).
+UCS2 = 8
 
 
 class OutboxStage(DaemonState):
@@ -114,14 +118,22 @@ class OutboxStage(DaemonState):
             async for row in receive_row:
                 self.submitting += 1
                 try:
+                    # An API client's MT carries its own sender id; a reply
+                    # to an MO comes from the short code.
+                    own_sender = row.source_addr is not None
                     message = OutboundSm(
-                        source_addr=self.config.short_code,
-                        source_addr_ton=smsc.source_ton,
-                        source_addr_npi=smsc.source_npi,
+                        source_addr=row.source_addr or self.config.short_code,
+                        source_addr_ton=(
+                            row.source_addr_ton or 0 if own_sender else smsc.source_ton
+                        ),
+                        source_addr_npi=(
+                            row.source_addr_npi or 0 if own_sender else smsc.source_npi
+                        ),
                         destination_addr=row.destination_addr,
                         dest_addr_ton=row.dest_addr_ton,
                         dest_addr_npi=row.dest_addr_npi,
                         text=row.body,
+                        data_coding=0 if is_gsm7(row.body) else UCS2,
                     )
                     result = await link.submit(message)
                 except Exception as exc:

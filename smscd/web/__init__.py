@@ -9,7 +9,13 @@ it on the listener. This package imports neither the daemon nor the store.
 
 from __future__ import annotations
 
-from smscd.web._app import StatusSource, create_app, is_loopback_host, serve_web
+from smscd.web._app import (
+    StatusSource,
+    create_app,
+    hypercorn_config,
+    is_loopback_host,
+    serve_web,
+)
 from smscd.web._charts import Chart, DayActivity, MinuteHistory, Series
 from smscd.web._client import StatusUnavailable, fetch_status, render_status
 from smscd.web._events import EventLog, EventRecord
@@ -32,6 +38,7 @@ __all__ = [
     "StoreStatus",
     "create_app",
     "fetch_status",
+    "hypercorn_config",
     "is_loopback_host",
     "render_status",
     "run_sampler",
