@@ -17,6 +17,7 @@ BENCHMARKS = (
     "tests.bench.bench_e2e",
     "tests.bench.bench_status",
     "tests.bench.bench_latency",
+    "tests.bench.bench_api",
 )
 
 
