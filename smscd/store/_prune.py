@@ -23,6 +23,10 @@ from smscd.store.types import OutboundState
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from sqlalchemy import Select
+
+    from smscd.store._cursor import Statements
+
 __all__ = ["PRUNE_BATCH", "Prune", "PruneCounts"]
 
 #: Prune works through this many MOs per transaction.
@@ -80,15 +84,7 @@ class Prune(StoreBase):
                 if not ids:
                     break
                 out_ids = select(OutboundRow.id).where(OutboundRow.inbound_id.in_(ids))
-                receipt_ids = select(ReceiptRow.id).where(ReceiptRow.outbound_id.in_(out_ids))
-                conn.execute(delete(ReceiptKeyRow).where(ReceiptKeyRow.receipt_id.in_(receipt_ids)))
-                totals["receipts"] += conn.execute(
-                    delete(ReceiptRow).where(ReceiptRow.outbound_id.in_(out_ids))
-                ).rowcount
-                conn.execute(delete(OutboundIdRow).where(OutboundIdRow.outbound_id.in_(out_ids)))
-                totals["outbound"] += conn.execute(
-                    delete(OutboundRow).where(OutboundRow.inbound_id.in_(ids))
-                ).rowcount
+                _delete_replies(conn, out_ids, totals)
                 totals["charges"] += conn.execute(
                     delete(ChargeRow).where(ChargeRow.inbound_id.in_(ids))
                 ).rowcount
@@ -132,16 +128,24 @@ class Prune(StoreBase):
                 ids = list(conn.execute(prunable).scalars())
                 if not ids:
                     return
-                receipt_ids = select(ReceiptRow.id).where(ReceiptRow.outbound_id.in_(ids))
-                conn.execute(delete(ReceiptKeyRow).where(ReceiptKeyRow.receipt_id.in_(receipt_ids)))
-                totals["receipts"] += conn.execute(
-                    delete(ReceiptRow).where(ReceiptRow.outbound_id.in_(ids))
-                ).rowcount
-                conn.execute(delete(OutboundIdRow).where(OutboundIdRow.outbound_id.in_(ids)))
-                conn.execute(delete(ApiCallbackRow).where(ApiCallbackRow.outbound_id.in_(ids)))
                 totals["charges"] += conn.execute(
                     delete(ChargeRow).where(ChargeRow.outbound_id.in_(ids))
                 ).rowcount
-                totals["outbound"] += conn.execute(
-                    delete(OutboundRow).where(OutboundRow.id.in_(ids))
-                ).rowcount
+                _delete_replies(conn, ids, totals)
+
+
+def _delete_replies(
+    conn: Statements, out_ids: Select[int] | list[int], totals: dict[str, int]
+) -> None:
+    """Delete the outbound rows ``out_ids`` with their receipts, message ids and
+    callbacks (their charges are the caller's: by MO or by MT)."""
+    receipt_ids = select(ReceiptRow.id).where(ReceiptRow.outbound_id.in_(out_ids))
+    conn.execute(delete(ReceiptKeyRow).where(ReceiptKeyRow.receipt_id.in_(receipt_ids)))
+    totals["receipts"] += conn.execute(
+        delete(ReceiptRow).where(ReceiptRow.outbound_id.in_(out_ids))
+    ).rowcount
+    conn.execute(delete(OutboundIdRow).where(OutboundIdRow.outbound_id.in_(out_ids)))
+    conn.execute(delete(ApiCallbackRow).where(ApiCallbackRow.outbound_id.in_(out_ids)))
+    totals["outbound"] += conn.execute(
+        delete(OutboundRow).where(OutboundRow.id.in_(out_ids))
+    ).rowcount
