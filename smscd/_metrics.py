@@ -30,6 +30,7 @@ class Metrics:
     poison: Counter = attrs.field(init=False)
     inbound_held: Gauge = attrs.field(init=False)
     inbound_paused: Gauge = attrs.field(init=False)
+    api_requests: Counter = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         r = self.registry
@@ -69,6 +70,12 @@ class Metrics:
             "smscd_inbound_paused",
             "Times the link stopped reading because max_unacked were held",
             ["carrier"],
+            registry=r,
+        )
+        self.api_requests = Counter(
+            "smscd_api_requests",
+            "HTTP API requests by route and status code",
+            ["route", "status"],
             registry=r,
         )
         self.hash_cpu = Summary(

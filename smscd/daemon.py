@@ -86,6 +86,9 @@ class Daemon(IntakeStage, DecideStage, OutboxStage, OperationsStage):
     senders: _Senders = attrs.field(factory=_Senders)
     #: Per carrier: where freshly committed replies go to be submitted.
     handoff: dict[str, trio.MemorySendChannel[OutboundMessage]] = attrs.field(factory=dict)
+    #: Per carrier: set when rows were queued that no hand-off carries (an
+    #: API client's MTs): its claimer runs at once instead of at its next poll.
+    claim_wanted: dict[str, trio.Event] = attrs.field(factory=dict)
     stopping: bool = False
     intake_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     metrics_port: int | None = None
@@ -190,7 +193,14 @@ class Daemon(IntakeStage, DecideStage, OutboxStage, OperationsStage):
     async def _serve_api(self, root: trio.Nursery, config: ApiConfig) -> None:
         """The HTTP API's listener and its callback sender (``smscd.service.api``)."""
         api = DaemonApi(daemon=self, api=config)
-        app = create_api_app(api, templates=dict(config.templates), max_body=config.max_body)
+        requests = self.metrics.api_requests
+
+        def observe(route: str, status: int) -> None:
+            requests.labels(route=route, status=str(status)).inc()
+
+        app = create_api_app(
+            api, templates=dict(config.templates), max_body=config.max_body, observe=observe
+        )
         try:
             self.api_port = await root.start(
                 partial(serve_api, app, config.listen, cert=config.cert, key=config.key)

@@ -190,8 +190,10 @@ def create_api_app(
     templates: Mapping[str, str] | None = None,
     max_body: int = 16384,
     limiter: RateLimiter | None = None,
+    observe: Callable[[str, int], None] | None = None,
 ) -> Starlette:
-    """The API (see the module docstring) over ``backend``."""
+    """The API (see the module docstring) over ``backend``; ``observe(route,
+    status)`` is called once per request (the daemon counts them)."""
     gate = _Gate(backend=backend, max_body=max_body, limiter=limiter or RateLimiter())
     named = dict(templates or {})
 
@@ -216,11 +218,14 @@ def create_api_app(
                 client = getattr(request.state, "client", None)
                 msisdn = getattr(request.state, "msisdn", None)
                 message_id = getattr(request.state, "message_id", None)
+                status = response.status_code if response is not None else 500
+                if observe is not None:
+                    observe(route, status)
                 log.info(
                     "api_request",
                     client=client.name if client is not None else None,
                     route=route,
-                    status=response.status_code if response is not None else 500,
+                    status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 1),
                     **({"msisdn": mask_msisdn(msisdn)} if msisdn else {}),
                     **({"outbound_id": message_id} if message_id is not None else {}),

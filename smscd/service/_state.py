@@ -71,6 +71,9 @@ OUTBOX_LEASE_S = 60.0
 #: directly; the claimer picks up retries as they come due, replies whose lease
 #: ran out, and work queued by other daemons sharing a PostgreSQL store.
 OUTBOX_POLL_S = 0.5
+#: How long a claimer woken by rows no hand-off carries (``want_claim``)
+#: waits for more before its claim.
+CLAIM_LINGER_S = 0.01
 #: Retry schedule of a reply the SMSC asked us to send later.
 RETRY_BASE_S = 2.0
 RETRY_MAX_S = 300.0
@@ -166,6 +169,7 @@ class DaemonState:
     recovery_wanted: trio.Event
     senders: _Senders
     handoff: dict[str, trio.MemorySendChannel[OutboundMessage]]
+    claim_wanted: dict[str, trio.Event]
     stopping: bool
     intake_scope: trio.CancelScope
     metrics_port: int | None
@@ -201,6 +205,8 @@ class DaemonState:
         async def refuse(self, intake: _Intake) -> None: ...
 
         def leave_for_recovery(self, mo: InboundMessage) -> None: ...
+
+        def want_claim(self, carrier: str) -> None: ...
 
         async def gather_intake(
             self, receive: trio.MemoryReceiveChannel[_Pending], first: _Pending

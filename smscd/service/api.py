@@ -10,8 +10,8 @@ carrier (``[api.routes]``, longest prefix, else ``default_route``) and
 commits the MT with its charge in ONE transaction (``queue_api_messages``:
 concurrent requests share one transaction, a group commit, as their token
 look-ups share one statement); the 202 goes out only after that commit. The
-outbox's claimer then takes the row like any queued reply (within
-``OUTBOX_POLL_S``) and submits it with the client's sender id, so a
+outbox's claimer, woken by the commit (``want_claim``), then takes the
+row like any queued reply and submits it with the client's sender id, so a
 ``kill -9`` after the 202 leaves a queued row that the next daemon sends,
 once. ``reset`` is the reset stage's (``smscd.service.api_resets``).
 ``serve_api`` serves the app with the status page's hypercorn settings, over
@@ -163,6 +163,8 @@ class DaemonApi:
         except StoreError as exc:
             log.warning("api_message_not_queued", client=client.name, error=str(exc))
             raise ApiUnavailable(str(exc)) from exc
+        if created:
+            self.daemon.want_claim(carrier)
         # Logged by the app's api_request line (with its outbound_id).
         return MessageAccepted(id=outbound_id, client_ref=request.client_ref, created=created)
 

@@ -41,6 +41,7 @@ from smscd.service._items import (
     _reply_row,
 )
 from smscd.service._state import (
+    CLAIM_LINGER_S,
     EXPIRY_BATCH,
     EXPIRY_PERIOD_S,
     LINGER_BELOW,
@@ -92,6 +93,9 @@ class OutboxStage(DaemonState):
             receive_row.close()
             async with send_row:
                 while not self.stopping:
+                    # Made before the claim: a row queued during the claim's
+                    # transaction sets it, and the claimer does not sleep.
+                    wanted = self.claim_wanted[name] = trio.Event()
                     try:
                         rows, quarantined = await self.db(
                             self.store.lease_outbound,
@@ -107,7 +111,17 @@ class OutboxStage(DaemonState):
                     for row in rows:
                         await send_row.send(row)
                     if len(rows) < link_config.window:
-                        await trio.sleep(OUTBOX_POLL_S)
+                        with trio.move_on_after(OUTBOX_POLL_S):
+                            await wanted.wait()
+                            # Woken: a burst of MTs shares one claim.
+                            await trio.sleep(CLAIM_LINGER_S)
+
+    def want_claim(self, carrier: str) -> None:
+        """Rows of ``carrier`` were queued that no hand-off carries (an API
+        client's MTs): its claimer takes them now, not at its next poll."""
+        wanted = self.claim_wanted.get(carrier)
+        if wanted is not None:
+            wanted.set()
 
     async def submitter(
         self, name: str, receive_row: trio.MemoryReceiveChannel[OutboundMessage]
