@@ -377,7 +377,12 @@ class DecideStage(DaemonState):
 
     async def recovery(self, send_decide: trio.MemorySendChannel[InboundMessage]) -> None:
         """Feed MOs left RECEIVED (a crash after the ack, a store error while
-        deciding) back to the workers; at start, then every few seconds."""
+        deciding, a burst the committer could not hand on) back to the
+        workers; at start, then every few seconds or when woken. A pass reads
+        the RECEIVED rows a batch at a time, each batch after the last one's
+        highest id, to the end: the rows already in progress (being hashed)
+        are skipped, and never stop it short of the rows behind them."""
+        after_id = 0
         async with send_decide:
             while True:
                 async with self.claiming:
@@ -387,11 +392,15 @@ class DecideStage(DaemonState):
                             limit=RECOVERY_BATCH,
                             now=datetime.now(UTC),
                             stale_s=CLAIM_STALE_S,
+                            after_id=after_id,
                         )
                     except StoreError as exc:
                         log.warning("recovery_failed", error=str(exc))
                         rows, quarantined = [], []
                     self.abandoned(quarantined)
+                    seen = [row.id for row in rows] + [item.id for item in quarantined]
+                    more = len(seen) >= RECOVERY_BATCH
+                    after_id = max(seen) if more else 0
                     rows = [
                         row
                         for row in rows
@@ -401,10 +410,10 @@ class DecideStage(DaemonState):
                 for row in rows:
                     log.info("mo_recovered", mo_id=row.id, carrier=row.carrier)
                     await send_decide.send(row)
-                if len(rows) < RECOVERY_BATCH:
+                if not more:
                     with trio.move_on_after(RECOVERY_PERIOD_S):
                         await self.recovery_wanted.wait()
-                self.recovery_wanted = trio.Event()
+                    self.recovery_wanted = trio.Event()
 
     async def quarantine_mo(self, mo: InboundMessage, stage: str, exc: Exception) -> None:
         """Set one MO aside after its processing failed at ``stage``: logged

@@ -90,12 +90,13 @@ class Containment(StoreBase):
         return self.recover_inbound(limit=limit, now=now, stale_s=0.0)[0]
 
     def recover_inbound(
-        self, *, limit: int, now: datetime, stale_s: float
+        self, *, limit: int, now: datetime, stale_s: float, after_id: int = 0
     ) -> tuple[list[InboundMessage], list[QuarantinedItem]]:
-        """MOs left RECEIVED, oldest first, claimed for this process: those it
-        holds itself or nobody holds, and those another process has held for
-        ``stale_s`` (which count one more claim). Those at ``MAX_CLAIMS``
-        are quarantined instead and returned apart."""
+        """MOs left RECEIVED, oldest first from ``after_id`` (excluded), claimed
+        for this process: those it holds itself or nobody holds, and those
+        another process has held for ``stale_s`` (which count one more claim).
+        Those at ``MAX_CLAIMS`` are quarantined instead and returned apart.
+        At most ``limit`` in all: fewer means there were no more."""
         stale = now - timedelta(seconds=stale_s)
         owner = self.owner
         foreign = and_(InboundRow.claimed_by.is_not(None), InboundRow.claimed_by != owner)
@@ -103,6 +104,7 @@ class Containment(StoreBase):
             select(InboundRow.id, InboundRow.claims, foreign.label("foreign"))
             .where(
                 InboundRow.state == InboundState.RECEIVED.value,
+                InboundRow.id > after_id,
                 or_(~foreign, InboundRow.claimed_at < stale, InboundRow.claimed_at.is_(None)),
             )
             .order_by(InboundRow.id)

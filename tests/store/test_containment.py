@@ -230,3 +230,30 @@ def test_the_mismatch_reply_of_a_quarantined_mo_is_never_written(store: SqlStore
     store.quarantine_inbound([mo.id], stage="decide", reason="boom", now=NOW)
     assert store.commit_decisions([decision(mo, outcome=Outcome.MISMATCH, code=None)]) == [None]
     assert scalar(store, "SELECT count(*) FROM outbound_messages") == 0
+
+
+def test_recovery_reads_a_backlog_batch_after_batch_from_an_id(
+    store_factory: Callable[[], SqlStore],
+) -> None:
+    """A pass of the daemon's recovery goes on after the last batch's highest
+    id: the oldest rows (in progress, being hashed) do not hide the rows
+    behind them."""
+    store = store_factory()
+    ids = [
+        mo.id
+        for mo in store.store_inbound(
+            [new_mo(msisdn=f"8432700{n:04d}", source_addr=f"032700{n:04d}") for n in range(7)],
+            duplicate_window_s=0,
+        )
+    ]
+    first, _ = store.recover_inbound(limit=3, now=NOW, stale_s=60)
+    second, _ = store.recover_inbound(limit=3, now=NOW, stale_s=60, after_id=first[-1].id)
+    third, _ = store.recover_inbound(limit=3, now=NOW, stale_s=60, after_id=second[-1].id)
+    assert [[m.id for m in batch] for batch in (first, second, third)] == [
+        ids[:3],
+        ids[3:6],
+        ids[6:],
+    ]
+    # From the start again: the same oldest rows, still RECEIVED.
+    again, _ = store.recover_inbound(limit=3, now=NOW, stale_s=60)
+    assert [m.id for m in again] == ids[:3]
