@@ -23,7 +23,6 @@ from smscd import _metrics
 from smscd._hashing import HashProcesses
 from smscd._lockfile import AlreadyRunning, DaemonLock
 from smscd._systemd import Notifier
-from smscd.api.app import create_api_app
 from smscd.link import Link
 from smscd.logging import configure_logging
 from smscd.reset import Decision, InboundMessage, Pipeline
@@ -31,7 +30,6 @@ from smscd.service import DecideStage, IntakeStage, OperationsStage, OutboxStage
 from smscd.service._batching import _GroupCommit
 from smscd.service._items import _NeedsHash, _Pending, _Reset
 from smscd.service._state import RESETTERS_PER_HASHER, WORKERS_PER_CORE, _Senders
-from smscd.service.api import DaemonApi, serve_api
 from smscd.service.decide import _HashesElsewhere
 from smscd.store import OutboundMessage, StoreError
 from smscd.store.sql import SchemaNotCurrent, SqlStore, open_store, sqlite_path
@@ -192,6 +190,11 @@ class Daemon(IntakeStage, DecideStage, OutboxStage, OperationsStage):
 
     async def _serve_api(self, root: trio.Nursery, config: ApiConfig) -> None:
         """The HTTP API's listener and its callback sender (``smscd.service.api``)."""
+        # Imported only when [api] is configured: the API's stack (pydantic,
+        # httpx) costs a daemon without it about 10 MiB.
+        from smscd.api.app import create_api_app
+        from smscd.service.api import DaemonApi, serve_api
+
         api = DaemonApi(daemon=self, api=config)
         requests = self.metrics.api_requests
 
