@@ -31,6 +31,7 @@ class Metrics:
     inbound_held: Gauge = attrs.field(init=False)
     inbound_paused: Gauge = attrs.field(init=False)
     api_requests: Counter = attrs.field(init=False)
+    api_resets: Counter = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         r = self.registry
@@ -76,6 +77,12 @@ class Metrics:
             "smscd_api_requests",
             "HTTP API requests by route and status code",
             ["route", "status"],
+            registry=r,
+        )
+        self.api_resets = Counter(
+            "smscd_api_resets",
+            "POST /v1/resets calls decided, by channel and outcome",
+            ["channel", "outcome"],
             registry=r,
         )
         self.hash_cpu = Summary(

@@ -121,6 +121,7 @@ async def reset_call(daemon: DaemonState, client: ApiClient, call: ResetCall) ->
             client_id=client.id,
             received_at=received_at,
         )
+        daemon.metrics.api_resets.labels(channel=call.channel, outcome=decision.outcome.value).inc()
         log.info(
             "api_reset_decided",
             call_id=call_id,

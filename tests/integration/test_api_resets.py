@@ -38,7 +38,13 @@ from smscd.service.api_resets import reset_call
 from smscd.service.decide import _HashesElsewhere
 from smscd.store import StoreError
 from smscd.store.sql import open_store
-from tests.integration.daemon_harness import SMSCD, DaemonProcess, free_port, open_daemon
+from tests.integration.daemon_harness import (
+    SMSCD,
+    DaemonProcess,
+    free_port,
+    http_get,
+    open_daemon,
+)
 from tests.integration.test_daemon import OK, RATE_LIMITED, reply_for
 from tests.pg import PG_ENV, PgSchemas
 from tests.store.helpers import CODE, PHONE, add_account, add_mo, rows
@@ -504,6 +510,17 @@ async def test_api_resets_and_8079_mos_share_the_daily_limit(
                 "SELECT i.channel, count(*) FROM charges c"
                 " JOIN inbound_messages i ON i.id = c.inbound_id GROUP BY i.channel"
             ) == [("sms", 2)]
+            status, metrics = await http_get(daemon.metrics_port, "/metrics")
+            assert status == 200
+            assert sorted(
+                line
+                for line in metrics.decode().splitlines()
+                if line.startswith("smscd_api_resets_total{")
+            ) == [
+                'smscd_api_resets_total{channel="app",outcome="reset_ok"} 1.0',
+                'smscd_api_resets_total{channel="hotline",outcome="rate_limited"} 1.0',
+                'smscd_api_resets_total{channel="hotline",outcome="reset_ok"} 1.0',
+            ]
             daemon.signal(signal.SIGTERM)
             assert await daemon.wait_exit() == 0
     log_text = daemon.log_text()
