@@ -162,7 +162,7 @@ class Outbox(StoreBase):
                 },
             ).all()
             applied: set[int] = set()
-            finals: list[tuple[int, str, datetime]] = []
+            finals: list[tuple[int, str, datetime, int | None]] = []
             for receipt in early:
                 owner = owners.get((receipt.carrier, receipt.key))
                 if owner is None or receipt.id in applied:
@@ -183,7 +183,7 @@ class Outbox(StoreBase):
                     )
                 )
                 if receipt.final:
-                    finals.append((owner, receipt.stat, receipt.received_at))
+                    finals.append((owner, receipt.stat, receipt.received_at, reply.inbound_id))
             finish_replies(conn, finals)
         return unknown, matched
 

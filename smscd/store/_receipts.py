@@ -96,13 +96,16 @@ _SETTLE_CHARGE_OF_MT = prepared(
 )
 
 
-def finish_replies(conn: Statements, finals: Sequence[tuple[int, str, datetime]]) -> None:
-    """Final receipts ``(outbound id, stat, received at)`` of ACCEPTED
-    replies, in order (a reply's first final receipt wins): the reply
-    DELIVERED or UNDELIVERABLE, its MT charge final or void."""
+def finish_replies(
+    conn: Statements, finals: Sequence[tuple[int, str, datetime, int | None]]
+) -> None:
+    """Final receipts ``(outbound id, stat, received at, its MO's id)`` of
+    ACCEPTED replies, in order (a reply's first final receipt wins): the reply
+    DELIVERED or UNDELIVERABLE, its MT charge final or void (the MO's, or for
+    an API client's MT, with no MO, its own, and the client's callback owed)."""
     if not finals:
         return
-    delivered = [(m, stat.upper() == "DELIVRD", at) for m, stat, at in finals]
+    delivered = [(m, stat.upper() == "DELIVRD", at) for m, stat, at, _mo in finals]
     conn.execute(
         _FINISH_ACCEPTED,
         [
@@ -114,12 +117,21 @@ def finish_replies(conn: Statements, finals: Sequence[tuple[int, str, datetime]]
             for m, ok, at in delivered
         ],
     )
-    settled = [
-        {"oid": m, "p_charge": "final" if ok else "void", "p_at": at} for m, ok, at in delivered
-    ]
-    conn.execute(_SETTLE_CHARGE_OF_REPLY, settled)
-    conn.execute(_SETTLE_CHARGE_OF_MT, settled)
-    owe_callbacks(conn, [m for m, _ok, _at in delivered], at=finals[-1][2])
+    replies: list[dict[str, object]] = []
+    api_mts: list[dict[str, object]] = []
+    api_ids: list[int] = []
+    for (m, ok, at), (*_, mo) in zip(delivered, finals, strict=True):
+        settled: dict[str, object] = {"oid": m, "p_charge": "final" if ok else "void", "p_at": at}
+        if mo is not None:
+            replies.append(settled)
+        else:
+            api_mts.append(settled)
+            api_ids.append(m)
+    if replies:
+        conn.execute(_SETTLE_CHARGE_OF_REPLY, replies)
+    if api_mts:
+        conn.execute(_SETTLE_CHARGE_OF_MT, api_mts)
+        owe_callbacks(conn, api_ids, at=finals[-1][2])
 
 
 def settle_charge(
@@ -213,7 +225,7 @@ class Receipts(StoreBase):
         finish_replies(
             conn,
             [
-                (m, r.stat, r.received_at)
+                (m, r.stat, r.received_at, replies[m].mo_id)
                 for r, m in zip(receipts, matched, strict=True)
                 if m is not None and r.final
             ],
