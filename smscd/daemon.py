@@ -189,11 +189,11 @@ class Daemon(IntakeStage, DecideStage, OutboxStage, OperationsStage):
             root.cancel_scope.cancel()
 
     async def _serve_api(self, root: trio.Nursery, config: ApiConfig) -> None:
-        """The HTTP API's listener and its callback sender (``smscd.service.api``)."""
-        # Imported only when [api] is configured: the API's stack (pydantic,
-        # httpx) costs a daemon without it about 10 MiB.
-        from smscd.api.app import create_api_app
-        from smscd.service.api import DaemonApi, serve_api
+        """The HTTP API's listener, its front process and its callback sender
+        (``smscd.service.api``)."""
+        # Imported only when [api] is configured: the API's stack (httpx for
+        # the callbacks) costs a daemon without it several MiB.
+        from smscd.service.api import DaemonApi, run_front
 
         api = DaemonApi(daemon=self, api=config)
         requests = self.metrics.api_requests
@@ -201,13 +201,8 @@ class Daemon(IntakeStage, DecideStage, OutboxStage, OperationsStage):
         def observe(route: str, status: int) -> None:
             requests.labels(route=route, status=str(status)).inc()
 
-        app = create_api_app(
-            api, templates=dict(config.templates), max_body=config.max_body, observe=observe
-        )
         try:
-            self.api_port = await root.start(
-                partial(serve_api, app, config.listen, cert=config.cert, key=config.key)
-            )
+            self.api_port = await root.start(run_front, api, config, self.config.log, observe)
         except* OSError as group:
             error = str(group.exceptions[0])
             log.error("api_listen_failed", listen=config.listen, error=error)

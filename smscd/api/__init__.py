@@ -4,9 +4,10 @@
 binds; ``GET /v1/messages/{id}`` gives its state; ``POST /v1/resets`` runs the
 reset pipeline for the hotline and answers the outcome. The daemon implements
 :class:`ApiBackend`; this package imports neither the daemon nor the store.
-The app itself is ``smscd.api.app`` (Starlette, pydantic): the package holds
-only the values and tokens the store and the command line use, so that they
-load no HTTP stack.
+The app itself is ``smscd.api.app`` (Starlette, pydantic), served by a process
+of its own, ``smscd.api.front``, whose backend is the daemon across a
+socketpair (``smscd.api._remote``). The package holds only the values and
+tokens the store and the command line use, so that they load no HTTP stack.
 """
 
 from __future__ import annotations

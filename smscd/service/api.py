@@ -14,11 +14,18 @@ outbox's claimer, woken by the commit (``want_claim``), then takes the
 row like any queued reply and submits it with the client's sender id, so a
 ``kill -9`` after the 202 leaves a queued row that the next daemon sends,
 once. ``reset`` is the reset stage's (``smscd.service.api_resets``).
-``serve_api`` serves the app with the status page's hypercorn settings, over
-TLS when ``[api] cert``/``key`` are set. A store failure is
-``ApiUnavailable``: the app answers 503 and nothing was written. A client
-found by its token is remembered for ``TOKEN_CACHE_S`` (one look-up a second
-per client, not one per request), so a revocation takes effect within that.
+A store failure is ``ApiUnavailable``: the app answers 503 and nothing was
+written.
+
+The HTTP side runs in a process of its own (``smscd.api.front``), so that
+parsing requests and writing responses take a core the event loop does not
+need: ``run_front`` binds ``[api] listen`` here (a port taken is the daemon's
+error, in one line), starts the front with that socket and one end of a
+socketpair, and answers its calls of ``DaemonApi`` there
+(``smscd.api._remote``). A front that dies is started again; the socket
+stays open meanwhile, so connections wait in its queue. The front remembers
+a client found by its token for a second (``smscd.api._remote``), so a
+revocation takes effect within that.
 
 Callbacks: the transaction that makes an API message final owes its client a
 callback (a row of ``api_callbacks``; see ``smscd.store._api_callbacks``).
@@ -32,28 +39,36 @@ A crash between a post and its record posts it again: at least once.
 from __future__ import annotations
 
 import random
+import socket
+import ssl
+import sys
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final
 
 import attrs
 import httpx
 import structlog
 import trio
-from hypercorn.trio import serve
 
 from smscd.api import ApiUnavailable, MessageAccepted, token_hash
+from smscd.api._remote import FrameStream, serve_backend
 from smscd.service._batching import _GroupCommit
 from smscd.service.api_resets import reset_call
 from smscd.store import StoreError, StoreRejected
-from smscd.web import hypercorn_config
 
 if TYPE_CHECKING:
-    from hypercorn.typing import Framework
-    from starlette.applications import Starlette
+    from collections.abc import Callable
 
-    from smscd.api import ApiClient, MessageRequest, MessageStatus, ResetAnswer, ResetCall
-    from smscd.config import ApiConfig
+    from smscd.api import (
+        ApiBackend,
+        ApiClient,
+        MessageRequest,
+        MessageStatus,
+        ResetAnswer,
+        ResetCall,
+    )
+    from smscd.config import ApiConfig, LogConfig
     from smscd.reset import ChargingMode
     from smscd.service._state import DaemonState
     from smscd.store.sql import DueCallback
@@ -63,9 +78,8 @@ __all__ = [
     "CALLBACK_MAX_ATTEMPTS",
     "CALLBACK_MAX_S",
     "CALLBACK_TIMEOUT_S",
-    "TOKEN_CACHE_S",
     "DaemonApi",
-    "serve_api",
+    "run_front",
 ]
 
 log = structlog.get_logger("smscd")
@@ -78,10 +92,10 @@ CALLBACK_TIMEOUT_S: Final = 5.0
 CALLBACK_CONCURRENCY: Final = 8
 #: How often the due callbacks are read when there were none.
 CALLBACK_POLL_S: Final = 1.0
-#: Seconds a client found by its token is trusted without asking the store
-#: again: a revoked token is refused within this.
-TOKEN_CACHE_S: Final = 1.0
-KNOWN_TOKENS_MAX: Final = 1000
+#: Pause before a front process that ended is started again.
+FRONT_RESTART_S: Final = 1.0
+#: How long a stopping front may finish its requests before it is killed.
+FRONT_STOP_S: Final = 3.0
 
 
 def callback_delay(attempts: int) -> float:
@@ -105,9 +119,6 @@ class DaemonApi:
     #: transaction under load (``_GroupCommit``).
     _logins: _GroupCommit[str, ApiClient | None] = attrs.field(init=False)
     _queued: _GroupCommit[_ToQueue, _Queued] = attrs.field(init=False)
-    #: Clients found by token hash, each until a trio clock time
-    #: (``TOKEN_CACHE_S``): a revocation takes effect within that.
-    _known: dict[str, tuple[ApiClient, float]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._logins = _GroupCommit(partial(self.daemon.db, self._look_up))
@@ -138,22 +149,12 @@ class DaemonApi:
         return results
 
     async def authenticate(self, token: str) -> ApiClient | None:
-        hashed = token_hash(token)
-        now = trio.current_time()
-        known = self._known.get(hashed)
-        if known is not None and known[1] > now:
-            return known[0]
+        # The front remembers the answer (``RemoteBackend``): asked here
+        # about once a second per client.
         try:
-            client = await self._logins.submit(hashed)
+            return await self._logins.submit(token_hash(token))
         except StoreError as exc:
             raise ApiUnavailable(str(exc)) from exc
-        if client is None:
-            self._known.pop(hashed, None)
-        else:
-            if len(self._known) >= KNOWN_TOKENS_MAX:
-                self._known.clear()
-            self._known[hashed] = (client, now + TOKEN_CACHE_S)
-        return client
 
     async def send_message(self, client: ApiClient, request: MessageRequest) -> MessageAccepted:
         carrier = self.api.route(request.msisdn)
@@ -275,25 +276,80 @@ class DaemonApi:
                 )
 
 
-async def serve_api(
-    app: Starlette,
-    listen: str,
+async def run_front(
+    backend: ApiBackend,
+    api: ApiConfig,
+    log_config: LogConfig,
+    observe: Callable[[str, int], None],
     *,
-    cert: str | None = None,
-    key: str | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` on ``listen`` (``HOST:PORT``; port 0 picks one), over TLS
-    when ``cert`` and ``key`` are set, until cancelled; ``started()`` reports
-    the bound port. A port taken or an unreadable certificate raises OSError
-    before ``started()``."""
-    config = hypercorn_config(listen)
-    if cert is not None and key is not None:
-        config.certfile = cert
-        config.keyfile = key
-        config.create_ssl_context()  # an unreadable file fails here, as an OSError
-    async with trio.open_nursery() as nursery:
-        # Starlette is an ASGI 3 app; hypercorn's type names its own protocol.
-        framework = cast("Framework", app)
-        binds: list[str] = await nursery.start(partial(serve, framework, config))
-        task_status.started(int(binds[0].rsplit(":", 1)[1]))
+    """Listen on ``[api] listen`` and keep the front process serving it with
+    ``backend``, until cancelled; ``started()`` reports the bound port. A
+    port taken or an unreadable certificate raises OSError before
+    ``started()``. A front that ends is started again after
+    ``FRONT_RESTART_S``; meanwhile the kernel queues new connections on the
+    socket, which stays open here."""
+    host, _, port = api.listen.rpartition(":")
+    if api.cert is not None and api.key is not None:
+        # The front loads them again; a bad file fails here, in one line.
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(api.cert, api.key)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.create_server((host, int(port)), family=family, backlog=1024)
+    with listener:
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        task_status.started(listener.getsockname()[1])
+        setup = {
+            "op": "setup",
+            "max_body": api.max_body,
+            "templates": dict(api.templates),
+            "cert": api.cert,
+            "key": api.key,
+            "log_format": log_config.format,
+            "log_level": log_config.level,
+        }
+        while True:
+            await _one_front(listener, setup, backend, observe)
+            await trio.sleep(FRONT_RESTART_S)
+
+
+async def _one_front(
+    listener: socket.socket,
+    setup: dict[str, object],
+    backend: ApiBackend,
+    observe: Callable[[str, int], None],
+) -> None:
+    """Run one front process until it ends or this is cancelled."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        try:
+            process = await trio.lowlevel.open_process(
+                [
+                    sys.executable,
+                    "-m",
+                    "smscd.api.front",
+                    str(theirs.fileno()),
+                    str(listener.fileno()),
+                ],
+                pass_fds=(theirs.fileno(), listener.fileno()),
+            )
+        except OSError as exc:
+            log.error("api_front_failed", error=str(exc))
+            return
+        theirs.close()
+        log.info("api_front_started", pid=process.pid)
+        frames = FrameStream(trio.SocketStream(trio.socket.from_stdlib_socket(ours)))
+        try:
+            frames.send(setup)
+            await serve_backend(frames, backend, observe)
+        finally:
+            with trio.CancelScope(shield=True):
+                # Closing our end ends the front: its requests in progress get
+                # 503, and it exits within hypercorn's graceful second.
+                await frames.stream.aclose()
+                with trio.move_on_after(FRONT_STOP_S):
+                    await process.wait()
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+    log.error("api_front_exited", pid=process.pid, returncode=process.returncode)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from smscd.web._app import (
     StatusSource,
     create_app,
-    hypercorn_config,
     is_loopback_host,
     serve_web,
 )
@@ -38,7 +37,6 @@ __all__ = [
     "StoreStatus",
     "create_app",
     "fetch_status",
-    "hypercorn_config",
     "is_loopback_host",
     "render_status",
     "run_sampler",

@@ -29,19 +29,18 @@ import base64
 import binascii
 import hmac
 import ipaddress
-import logging
 from functools import partial
 from importlib import resources
 from typing import TYPE_CHECKING, Final, Protocol, cast
 
 import structlog
 import trio
-from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from smscd._http import hypercorn_config
 from smscd._metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
@@ -243,39 +242,6 @@ def create_app(source: StatusSource, *, token: str | None) -> Starlette:
     )
     app.add_middleware(_SecurityHeaders)
     return app
-
-
-class _ToStructlog(logging.Handler):
-    """hypercorn's error log (an app that raised, a failed lifespan) as our
-    structured events; its informational lines are dropped."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        log.error(
-            "http_server_failed",
-            message=record.getMessage(),
-            exc_info=record.exc_info if record.exc_info else False,
-        )
-
-
-def _error_logger() -> logging.Logger:
-    # Not registered with logging's manager: no process-global state.
-    logger = logging.Logger("smscd.web.http", logging.WARNING)
-    logger.addHandler(_ToStructlog(logging.WARNING))
-    logger.propagate = False
-    return logger
-
-
-def hypercorn_config(listen: str) -> HypercornConfig:
-    config = HypercornConfig()
-    config.bind = [listen]
-    config.accesslog = None
-    config.errorlog = _error_logger()
-    config.include_server_header = False
-    config.keep_alive_timeout = 5.0
-    config.read_timeout = 10
-    config.graceful_timeout = 1.0
-    config.h11_max_incomplete_size = 8 * 1024
-    return config
 
 
 async def serve_web(

@@ -1,21 +1,20 @@
-"""The API listener over TLS (``[api] cert``/``key``): the app answers over
-https, and a certificate that cannot be read fails before the listener
-reports itself started."""
+"""The API listener over TLS (``[api] cert``/``key``): the front process
+answers over https, and a certificate that cannot be read fails before the
+listener reports itself started."""
 
 from __future__ import annotations
 
 import shutil
 import ssl
 import subprocess
-from functools import partial
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 import trio
 
-from smscd.api.app import create_api_app
-from smscd.service.api import serve_api
+from smscd.config import ApiConfig, LogConfig
+from smscd.service.api import run_front
 from tests.api.test_messages_app import APP_TOKEN, FakeBackend
 
 if TYPE_CHECKING:
@@ -52,15 +51,17 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+def _ignore(route: str, status: int) -> None:
+    pass
+
+
 async def test_the_api_speaks_tls_when_cert_and_key_are_set(tmp_path: Path) -> None:
     cert, key = await trio.to_thread.run_sync(self_signed, tmp_path)
-    app = create_api_app(FakeBackend())
+    config = ApiConfig(listen="127.0.0.1:0", cert=str(cert), key=str(key), default_route="sim")
     trusted = ssl.create_default_context(cafile=str(cert))
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(
-            partial(serve_api, app, "127.0.0.1:0", cert=str(cert), key=str(key))
-        )
-        with trio.fail_after(10):
+        port = await nursery.start(run_front, FakeBackend(), config, LogConfig(), _ignore)
+        with trio.fail_after(20):
             async with httpx.AsyncClient(verify=trusted, timeout=5) as https:
                 response = await https.get(
                     f"https://127.0.0.1:{port}/v1/messages/1",
@@ -75,10 +76,10 @@ async def test_the_api_speaks_tls_when_cert_and_key_are_set(tmp_path: Path) -> N
 
 
 async def test_an_unreadable_certificate_fails_before_started(tmp_path: Path) -> None:
-    app = create_api_app(FakeBackend())
     missing = str(tmp_path / "missing.pem")
+    config = ApiConfig(listen="127.0.0.1:0", cert=missing, key=missing, default_route="sim")
     with trio.fail_after(5), pytest.raises(ExceptionGroup) as info:
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(serve_api, app, "127.0.0.1:0", cert=missing, key=missing))
+            await nursery.start(run_front, FakeBackend(), config, LogConfig(), _ignore)
     # The daemon turns this OSError into api_listen_failed and exit 2.
     assert info.group_contains(FileNotFoundError)
