@@ -34,6 +34,7 @@ import trio
 from smscd.simulator import SimulatorConfig, open_simulator
 from tests.integration.daemon_harness import (
     SMSCD,
+    children,
     free_port,
     open_daemon,
     prepare_store,
@@ -67,14 +68,6 @@ def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    """The child processes of ``pid`` (the API's front, the hashing processes)."""
-    children: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children += [int(child) for child in (task / "children").read_text().split()]
-    return children
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -149,14 +142,14 @@ async def _messages(tmp: Path) -> None:
 
         pid = daemon.process.pid
         began = time.perf_counter()
-        cpu_before = _cpu_s(pid), sum(map(_cpu_s, _children(pid))), time.process_time()
+        cpu_before = _cpu_s(pid), sum(map(_cpu_s, children(pid))), time.process_time()
         with trio.fail_after(600):
             async with trio.open_nursery() as nursery:
                 for _ in range(CLIENTS):
                     nursery.start_soon(poster)
         elapsed = time.perf_counter() - began
         daemon_cpu = _cpu_s(pid) - cpu_before[0]
-        children_cpu = sum(map(_cpu_s, _children(pid))) - cpu_before[1]
+        children_cpu = sum(map(_cpu_s, children(pid))) - cpu_before[1]
         here_cpu = time.process_time() - cpu_before[2]
         submitted = len(daemon.sim.submitted)
         print(

@@ -11,6 +11,7 @@ callback URL gets the final state, again after it first answered 500.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -275,6 +276,14 @@ async def test_every_bad_request_gets_its_status_and_queues_nothing(tmp_path: Pa
         assert daemon.sim.submitted == []
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 async def test_kill_9_after_a_202_still_sends_that_sms_once(tmp_path: Path) -> None:
     port = free_port()
     async with open_daemon(tmp_path, extra=api_config(port)) as daemon:
@@ -288,8 +297,17 @@ async def test_kill_9_after_a_202_still_sends_that_sms_once(tmp_path: Path) -> N
                 http, token, {"to": "0327000686", "text": "Ma OTP 909090", "client_ref": "k"}
             )
         assert answer.status_code == 202
+        (front,) = [
+            json.loads(line)["pid"]
+            for line in daemon.log_text().splitlines()
+            if '"api_front_started"' in line
+        ]
         daemon.signal(signal.SIGKILL)
         await daemon.wait_exit()
+        # The front ends with the daemon that started it (its socketpair closed).
+        with trio.fail_after(5):
+            while _alive(front):
+                await trio.sleep(0.05)
         assert daemon.query("SELECT state, client_ref FROM outbound_messages") == [("queued", "k")]
         sim.no_response_on_submit(False)
         await sim.drop_connections()
