@@ -32,6 +32,8 @@ class Metrics:
     inbound_paused: Gauge = attrs.field(init=False)
     api_requests: Counter = attrs.field(init=False)
     api_resets: Counter = attrs.field(init=False)
+    wal_pages: Gauge = attrs.field(init=False)
+    wal_restarts: Counter = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         r = self.registry
@@ -83,6 +85,16 @@ class Metrics:
             "smscd_api_resets",
             "POST /v1/resets calls decided, by channel and outcome",
             ["channel", "outcome"],
+            registry=r,
+        )
+        self.wal_pages = Gauge(
+            "smscd_sqlite_wal_pages",
+            "Pages in SQLite's WAL at the last background checkpoint",
+            registry=r,
+        )
+        self.wal_restarts = Counter(
+            "smscd_sqlite_wal_restarts",
+            "Times the WAL passed its cap and was copied and restarted under the write lock",
             registry=r,
         )
         self.hash_cpu = Summary(

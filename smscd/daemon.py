@@ -221,7 +221,7 @@ def _cpu_count() -> int:
 
 
 def build(config: Config, *, board: StatusBoard | None = None) -> Daemon:
-    store = open_store(config.database_url)
+    store = open_store(config.database_url, background_checkpoints=True)
     pipeline = Pipeline(policy=config.reset, templates=config.templates, hasher=_HashesElsewhere())
     links = {smsc.name: Link(smsc.link) for smsc in config.smscs}
     return Daemon(

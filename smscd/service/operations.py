@@ -35,6 +35,8 @@ from smscd.service._state import (
     DAILY_QUERY_S,
     STOP_DRAIN_S,
     STORE_CHECK_S,
+    WAL_CAP_PAGES,
+    WAL_CHECKPOINT_S,
     DaemonState,
     T,
 )
@@ -72,13 +74,44 @@ class OperationsStage(DaemonState):
             await trio.sleep(1.0)
 
     async def maintenance(self) -> None:
-        """Truncate SQLite's WAL now and then (see SqlStore.checkpoint)."""
+        """SQLite's WAL: copied into the database in the background
+        (``copy_wal``), and truncated every CHECKPOINT_PERIOD_S (see
+        SqlStore.checkpoint)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.copy_wal)
+            while True:
+                await trio.sleep(CHECKPOINT_PERIOD_S)
+                try:
+                    await self.db(self.store.checkpoint)
+                except StoreError as exc:
+                    log.warning("checkpoint_failed", error=str(exc))
+
+    async def copy_wal(self) -> None:
+        """Every WAL_CHECKPOINT_S, a passive checkpoint in a thread of its own
+        (``SqlStore.checkpoint_wal``): the daemon's commits never checkpoint
+        (``open_store(..., background_checkpoints=True)``), so no MO waits
+        for one. Returns at once on PostgreSQL."""
+        limiter = trio.CapacityLimiter(1)
+        failing = False
         while True:
-            await trio.sleep(CHECKPOINT_PERIOD_S)
+            await trio.sleep(WAL_CHECKPOINT_S)
             try:
-                await self.db(self.store.checkpoint)
+                done = await trio.to_thread.run_sync(
+                    partial(self.store.checkpoint_wal, cap_pages=WAL_CAP_PAGES), limiter=limiter
+                )
             except StoreError as exc:
-                log.warning("checkpoint_failed", error=str(exc))
+                if not failing:
+                    log.warning("wal_checkpoint_failed", error=str(exc))
+                failing = True
+                continue
+            if done is None:
+                return
+            if failing:
+                log.info("wal_checkpoint_recovered")
+            failing = False
+            self.metrics.wal_pages.set(done.pages)
+            if done.restarted:
+                self.metrics.wal_restarts.inc()
 
     async def health_problems(self) -> list[str]:
         """``/healthz``: why the daemon is not healthy (every link bound, the

@@ -220,14 +220,21 @@ class OutboxStage(DaemonState):
     async def accept_recorder(self) -> None:
         """Group commit of the SMSC's acceptances: every one waiting, in one
         transaction (a small batch waits a little for more first: nobody waits
-        on these), unless the committer's next transaction took them first. A
+        on these), unless the committer's transactions take them first. A
         crash before it is written means that reply is sent again after its
         lease, as for a crash between the submit and its response."""
         while True:
             await self.accepted_waiting.wait()
             self.accepted_waiting = trio.Event()
-            if len(self.accepted) < LINGER_BELOW:
+            # Only an acceptance that waited a whole linger is written here:
+            # while MOs or receipts come, the committer takes each within a
+            # few milliseconds, and a transaction of its own would only hold
+            # up the committer's next one.
+            while 0 < len(self.accepted) < LINGER_BELOW:
+                oldest = self.accepted[0]
                 await trio.sleep(SETTLE_LINGER_S)
+                if self.accepted and self.accepted[0] is oldest:
+                    break
             await self.write_accepted()
 
     async def write_accepted(self) -> None:

@@ -23,6 +23,7 @@ from smscd.store.types import (
     StoreError,
     StoreRejected,
     StoreUnavailable,
+    WalCheckpoint,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "StoreError",
     "StoreRejected",
     "StoreUnavailable",
+    "WalCheckpoint",
 ]

@@ -12,6 +12,7 @@ parameters hidden: they may carry a password.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import threading
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -20,9 +21,9 @@ from sqlalchemy import Insert, func, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from smscd.store._cursor import DBAPI_ERRORS, Plans, Statements, prepared
-from smscd.store._engine import masked_url
+from smscd.store._engine import masked_url, sqlite_path
 from smscd.store.models import InboundRow, OutboundRow, ReceiptRow
-from smscd.store.types import StoreError, StoreRejected, StoreUnavailable
+from smscd.store.types import StoreError, StoreRejected, StoreUnavailable, WalCheckpoint
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -78,6 +79,8 @@ class StoreBase:
         self._reading = engine.execution_options(smscd_read=True)
         #: SQLite: the prepared statements, compiled for the DBAPI cursor.
         self._plans = Plans(engine.dialect) if engine.dialect.name == "sqlite" else None
+        #: SQLite: ``checkpoint_wal``'s own connection, made on first use.
+        self._checkpoint_conn: sqlite3.Connection | None = None
 
     @property
     def engine(self) -> Engine:
@@ -89,6 +92,9 @@ class StoreBase:
         return masked_url(self._url)
 
     def close(self) -> None:
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
         self._engine.dispose()
 
     def checkpoint(self) -> None:
@@ -99,10 +105,45 @@ class StoreBase:
         if self._engine.dialect.name != "sqlite":
             return
         try:
-            with self._engine.connect() as conn:
+            with self._write_lock, self._engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         except SQLAlchemyError as exc:
             raise unavailable(exc) from exc
+
+    def checkpoint_wal(self, *, cap_pages: int) -> WalCheckpoint | None:
+        """SQLite with the auto-checkpoint off (``open_store(...,
+        background_checkpoints=True)``): copy what the WAL holds into the
+        database without holding up a writer (PASSIVE), on a connection of its
+        own. While writes keep coming, a passive checkpoint seldom ends with
+        the WAL fully copied, and SQLite restarts the WAL only then; so once it
+        holds more than ``cap_pages`` pages, the rest is copied and the WAL
+        restarted under the store's write lock, which costs the writers only
+        the pages written since the last pass. A reader in another process
+        that keeps the WAL from restarting is not waited for: the next pass
+        tries again. None on PostgreSQL. Blocking: one thread at a time."""
+        if self._engine.dialect.name != "sqlite":
+            return None
+        try:
+            conn = self._checkpointer()
+            busy, pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if pages <= cap_pages:
+                return WalCheckpoint(pages=pages, copied=copied, restarted=False)
+            with self._write_lock:
+                busy, pages, copied = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            return WalCheckpoint(pages=pages, copied=copied, restarted=not busy)
+        except sqlite3.Error as exc:
+            raise unavailable(exc) from exc
+
+    def _checkpointer(self) -> sqlite3.Connection:
+        if self._checkpoint_conn is None:
+            path = sqlite_path(self._url)
+            if path is None:
+                raise StoreUnavailable("an in-memory SQLite database has no WAL")
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            # Never SQLite's busy handler: a pass that cannot go on now ends.
+            conn.execute("PRAGMA busy_timeout=0")
+            self._checkpoint_conn = conn
+        return self._checkpoint_conn
 
     # -- transactions ---------------------------------------------------------
 

@@ -11,6 +11,13 @@ the write lock first and waits on ``busy_timeout`` instead of failing with
 SQLITE_BUSY when it upgrades; nothing for the store's one-statement reads
 (``smscd_read=True``: SQLite runs a lone statement atomically); ``BEGIN`` for
 everything else (Alembic, tests).
+
+A daemon's engine (``autocheckpoint=False``) turns SQLite's WAL auto-checkpoint
+off: otherwise the COMMIT that crosses 1,000 WAL pages copies them into the
+database and syncs it, and every MO waiting behind that COMMIT waits for the
+copy. The daemon checkpoints in a thread of its own instead
+(``StoreBase.checkpoint_wal``). Every other user of the store (the commands,
+the tests) keeps the auto-checkpoint.
 """
 
 from __future__ import annotations
@@ -71,7 +78,7 @@ def _create_private_file(path: Path) -> None:
     os.close(fd)
 
 
-def create_store_engine(url: str, *, create_file: bool) -> Engine:
+def create_store_engine(url: str, *, create_file: bool, autocheckpoint: bool = True) -> Engine:
     path = sqlite_path(url)
     if path is not None and not path.exists():
         if not create_file:
@@ -79,12 +86,12 @@ def create_store_engine(url: str, *, create_file: bool) -> Engine:
         _create_private_file(path)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, hide_parameters=True, connect_args={"check_same_thread": False})
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, autocheckpoint=autocheckpoint)
         return engine
     return create_engine(url, hide_parameters=True)
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _tune_sqlite(engine: Engine, *, autocheckpoint: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -100,6 +107,8 @@ def _tune_sqlite(engine: Engine) -> None:
             # Keep the WAL (which holds page images of queued replies until a
             # checkpoint) from lingering at its high-water mark.
             cursor.execute("PRAGMA journal_size_limit=1048576")
+            if not autocheckpoint:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
         finally:
             cursor.close()
 

@@ -228,11 +228,15 @@ def _not_current_message(url: str, current: str | None, head: str) -> str:
     )
 
 
-def open_store(url: str, *, create_if_missing: bool = False) -> SqlStore:
+def open_store(
+    url: str, *, create_if_missing: bool = False, background_checkpoints: bool = False
+) -> SqlStore:
     """Open the store at ``url``, refusing a database that is not at the head
     revision (``SchemaNotCurrent``). With ``create_if_missing`` an empty or
     missing database is created and migrated first (tests, demo); a database
-    at another revision is still refused: migrating is the operator's call."""
+    at another revision is still refused: migrating is the operator's call.
+    With ``background_checkpoints`` (the daemon) SQLite's commits never
+    checkpoint the WAL: the caller must call ``checkpoint_wal`` now and then."""
     head = head_revision()
     if create_if_missing:
         try:
@@ -249,7 +253,9 @@ def open_store(url: str, *, create_if_missing: bool = False) -> SqlStore:
             if empty:
                 upgrade(url)
     try:
-        engine = create_store_engine(url, create_file=False)
+        engine = create_store_engine(
+            url, create_file=False, autocheckpoint=not background_checkpoints
+        )
     except DatabaseMissing:
         raise SchemaNotCurrent(_not_current_message(url, None, head)) from None
     try:

@@ -40,6 +40,7 @@ __all__ = [
     "StoreError",
     "StoreRejected",
     "StoreUnavailable",
+    "WalCheckpoint",
 ]
 
 
@@ -171,6 +172,17 @@ class QuarantinedItem:
     at: datetime | None
     #: How many daemons stopped while holding it.
     claims: int
+
+
+@attrs.frozen(kw_only=True)
+class WalCheckpoint:
+    """One pass of ``checkpoint_wal``: the WAL's pages and how many of them
+    are in the database now; ``restarted`` when the WAL was emptied (the
+    next write starts it again from its beginning)."""
+
+    pages: int
+    copied: int
+    restarted: bool
 
 
 class DecisionStore(Protocol):
