@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from smscd.config import ApiConfig, Config
+    from smscd.service.api import FrontWatch
 
 __all__ = ["Daemon", "run"]
 
@@ -92,6 +93,8 @@ class Daemon(IntakeStage, DecideStage, OutboxStage, OperationsStage):
     metrics_port: int | None = None
     #: The HTTP API's port once it listens (``[api]``).
     api_port: int | None = None
+    #: The API's front process, when [api] is set (``/healthz``).
+    api_front: FrontWatch | None = None
     #: What the status page shows that is not read live (see smscd.web).
     board: StatusBoard = attrs.field(factory=StatusBoard)
     #: The committer's channel, for the status page's intake backlog.
@@ -193,7 +196,7 @@ class Daemon(IntakeStage, DecideStage, OutboxStage, OperationsStage):
         (``smscd.service.api``)."""
         # Imported only when [api] is configured: the API's stack (httpx for
         # the callbacks) costs a daemon without it several MiB.
-        from smscd.service.api import DaemonApi, run_front
+        from smscd.service.api import DaemonApi, FrontWatch, run_front
 
         api = DaemonApi(daemon=self, api=config)
         requests = self.metrics.api_requests
@@ -201,8 +204,11 @@ class Daemon(IntakeStage, DecideStage, OutboxStage, OperationsStage):
         def observe(route: str, status: int) -> None:
             requests.labels(route=route, status=str(status)).inc()
 
+        self.api_front = FrontWatch()
         try:
-            self.api_port = await root.start(run_front, api, config, self.config.log, observe)
+            self.api_port = await root.start(
+                partial(run_front, watch=self.api_front), api, config, self.config.log, observe
+            )
         except* OSError as group:
             error = str(group.exceptions[0])
             log.error("api_listen_failed", listen=config.listen, error=error)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         _PendingReceipt,
         _Reset,
     )
+    from smscd.service.api import FrontWatch
     from smscd.service.decide import _OwnerWaits
     from smscd.store import (
         EarlyReceipt,
@@ -178,6 +179,7 @@ class DaemonState:
     stopping: bool
     intake_scope: trio.CancelScope
     metrics_port: int | None
+    api_front: FrontWatch | None
     board: StatusBoard
     intake_channel: trio.MemoryReceiveChannel[_Pending] | None
     quick_decisions: _GroupCommit[InboundMessage, tuple[Decision, int | None] | _NeedsHash]

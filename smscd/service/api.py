@@ -79,6 +79,7 @@ __all__ = [
     "CALLBACK_MAX_S",
     "CALLBACK_TIMEOUT_S",
     "DaemonApi",
+    "FrontWatch",
     "run_front",
 ]
 
@@ -276,12 +277,20 @@ class DaemonApi:
                 )
 
 
+@attrs.define
+class FrontWatch:
+    """Whether the API's front process runs (``/healthz`` says when not)."""
+
+    pid: int | None = None
+
+
 async def run_front(
     backend: ApiBackend,
     api: ApiConfig,
     log_config: LogConfig,
     observe: Callable[[str, int], None],
     *,
+    watch: FrontWatch | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on ``[api] listen`` and keep the front process serving it with
@@ -308,8 +317,9 @@ async def run_front(
             "log_format": log_config.format,
             "log_level": log_config.level,
         }
+        watch = watch or FrontWatch()
         while True:
-            await _one_front(listener, setup, backend, observe)
+            await _one_front(listener, setup, backend, observe, watch)
             await trio.sleep(FRONT_RESTART_S)
 
 
@@ -318,6 +328,7 @@ async def _one_front(
     setup: dict[str, object],
     backend: ApiBackend,
     observe: Callable[[str, int], None],
+    watch: FrontWatch,
 ) -> None:
     """Run one front process until it ends or this is cancelled."""
     ours, theirs = socket.socketpair()
@@ -338,11 +349,13 @@ async def _one_front(
             return
         theirs.close()
         log.info("api_front_started", pid=process.pid)
+        watch.pid = process.pid
         frames = FrameStream(trio.SocketStream(trio.socket.from_stdlib_socket(ours)))
         try:
             frames.send(setup)
             await serve_backend(frames, backend, observe)
         finally:
+            watch.pid = None
             with trio.CancelScope(shield=True):
                 # Closing our end ends the front: its requests in progress get
                 # 503, and it exits within hypercorn's graceful second.

@@ -115,10 +115,13 @@ class OperationsStage(DaemonState):
 
     async def health_problems(self) -> list[str]:
         """``/healthz``: why the daemon is not healthy (every link bound, the
-        store answering), one line each; empty when it is."""
+        store answering, the API's front process running when [api] is set),
+        one line each; empty when it is."""
         problems = [
             f"link {n} not bound" for n, link in self.links.items() if not link.statistics().bound
         ]
+        if self.api_front is not None and self.api_front.pid is None:
+            problems.append("api front process not running")
         try:
             with trio.fail_after(STORE_CHECK_S):
                 await self.db(self.store.outbox_summary, list(self.links))

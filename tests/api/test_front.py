@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -34,7 +35,7 @@ from smscd.api._remote import (
     serve_backend,
 )
 from smscd.config import ApiConfig, LogConfig
-from smscd.service.api import run_front
+from smscd.service.api import FrontWatch, run_front
 from tests.api.test_messages_app import APP, APP_TOKEN, HOTLINE, HOTLINE_TOKEN, T0, FakeBackend
 
 if TYPE_CHECKING:
@@ -230,17 +231,25 @@ async def _post_otp(port: int, ref: str) -> httpx.Response:
 async def test_the_front_serves_restarts_and_ends_with_the_daemon() -> None:
     backend = FakeBackend()
     seen: list[tuple[str, int]] = []
+    watch = FrontWatch()
     with capture_logs() as logs, trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             port = await nursery.start(
-                run_front, backend, _config(), LogConfig(format="json"), seen_by(seen)
+                partial(run_front, watch=watch),
+                backend,
+                _config(),
+                LogConfig(format="json"),
+                seen_by(seen),
             )
             answer = await _post_otp(port, "one")
             assert (answer.status_code, answer.json()["id"]) == (202, 100)
             assert backend.messages[100][1].text == "Ma OTP 1"
             assert seen == [("messages", 202)]
             (first,) = [e["pid"] for e in logs if e["event"] == "api_front_started"]
+            assert watch.pid == first
             os.kill(first, signal.SIGKILL)
+            while watch.pid is not None:  # seen at once, started again a second later
+                await trio.sleep(0.01)
             # The socket stays open in the daemon: this request waits in its
             # queue for the next front instead of being refused.
             again = await _post_otp(port, "two")
@@ -249,6 +258,7 @@ async def test_the_front_serves_restarts_and_ends_with_the_daemon() -> None:
             assert [(e["pid"], e["returncode"]) for e in exited] == [(first, -signal.SIGKILL)]
             second = [e["pid"] for e in logs if e["event"] == "api_front_started"][-1]
             assert second != first
+            assert watch.pid == second
             nursery.cancel_scope.cancel()
         assert not _alive(second)
 

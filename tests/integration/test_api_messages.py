@@ -425,3 +425,23 @@ async def test_an_api_sms_is_claimed_when_committed_not_at_the_next_poll(tmp_pat
                 await trio.sleep(0.55)
         delays.sort()
         assert delays[4] < 0.1, delays
+
+
+async def test_healthz_says_while_the_api_front_is_down(tmp_path: Path) -> None:
+    port = free_port()
+    async with open_daemon(tmp_path, extra=api_config(port)) as daemon:
+        assert await http_get(daemon.metrics_port, "/healthz") == (200, b"ok\n")
+        (front,) = [
+            json.loads(line)["pid"]
+            for line in daemon.log_text().splitlines()
+            if '"api_front_started"' in line
+        ]
+        os.kill(front, signal.SIGKILL)
+        # Restarted after a second; meanwhile the probe says why it fails.
+        with trio.fail_after(5):
+            while (answer := await http_get(daemon.metrics_port, "/healthz"))[0] != 503:
+                await trio.sleep(0.05)
+        assert answer[1] == b"api front process not running\n"
+        with trio.fail_after(10):
+            while await http_get(daemon.metrics_port, "/healthz") != (200, b"ok\n"):
+                await trio.sleep(0.1)
