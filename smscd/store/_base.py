@@ -79,6 +79,9 @@ class StoreBase:
         self._reading = engine.execution_options(smscd_read=True)
         #: SQLite: the prepared statements, compiled for the DBAPI cursor.
         self._plans = Plans(engine.dialect) if engine.dialect.name == "sqlite" else None
+        #: Write transactions begun (SQLite: counted under the write lock), so
+        #: that a background checkpoint runs only after writes.
+        self.write_count = 0
         #: SQLite: ``checkpoint_wal``'s own connection, made on first use.
         self._checkpoint_conn: sqlite3.Connection | None = None
 
@@ -152,6 +155,7 @@ class StoreBase:
         try:
             with (
                 self._write_lock,
+                self._counted(),
                 self._writing.connect() as conn,
                 closing(Statements(conn, self._plans)) as statements,
                 conn.begin(),
@@ -160,6 +164,11 @@ class StoreBase:
         except (SQLAlchemyError, *DBAPI_ERRORS, UnicodeError, OverflowError) as exc:
             # UnicodeError, OverflowError: a value the driver could not bind.
             raise unavailable(exc) from exc
+
+    @contextmanager
+    def _counted(self) -> Iterator[None]:
+        self.write_count += 1
+        yield
 
     @contextmanager
     def _read(self) -> Iterator[Statements]:

@@ -23,7 +23,13 @@ from argon2 import PasswordHasher
 from smscd.service import RETRY_BASE_S
 from smscd.simulator import SimulatorConfig, SimulatorError
 from smscd.smpp import CommandStatus
-from tests.integration.daemon_harness import DaemonProcess, http_get, open_daemon, start_daemon
+from tests.integration.daemon_harness import (
+    DaemonProcess,
+    http_get,
+    metric_value,
+    open_daemon,
+    start_daemon,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -567,3 +573,21 @@ async def test_a_metrics_listen_the_daemon_cannot_take_is_one_line_and_exit_2(
     assert "Traceback" not in output
     (line,) = [json.loads(x) for x in output.splitlines() if '"metrics_listen_failed"' in x]
     assert line["listen"] == f"127.0.0.1:{port}"
+
+
+async def test_the_daemon_checkpoints_the_wal_itself_after_writes(tmp_path: Path) -> None:
+    """The daemon's own pass (SQLite's auto-checkpoint is off in it) runs
+    once it has written, and reports the WAL it found; 30 MOs stay far under
+    the cap, so nothing was restarted under the write lock."""
+    with trio.fail_after(60):
+        async with open_daemon(tmp_path) as daemon:
+            for n in range(30):
+                assert await daemon.sim.inject_mo(source_addr=f"849111{n:05d}", text="help") == 0
+            while len(daemon.sim.submitted) < 30:
+                await trio.sleep(0.05)
+            while True:
+                _status, page = await http_get(daemon.metrics_port, "/metrics")
+                if metric_value(page, "smscd_sqlite_wal_pages") > 0:
+                    break
+                await trio.sleep(0.1)
+            assert metric_value(page, "smscd_sqlite_wal_restarts_total") == 0
