@@ -89,14 +89,11 @@ CLAIM_STALE_S = 60.0
 EXPIRY_PERIOD_S = 5.0
 EXPIRY_BATCH = 500
 CHECKPOINT_PERIOD_S = 30.0
-#: SQLite's WAL is copied into the database in the background once
-#: WAL_PASS_WRITES write transactions were made since the last pass (looked at
-#: every WAL_CHECKPOINT_S), or WAL_PASS_MAX_S after the last pass if any was;
-#: past WAL_CAP_PAGES pages of 4 KiB it is restarted under the write lock
-#: (SQLite's own auto-checkpoint is at 1,000).
+#: How often SQLite's WAL is copied into the database in the background (if
+#: anything was written since the last pass), and its size in pages of 4 KiB
+#: past which it is restarted under the write lock (SQLite's own
+#: auto-checkpoint is at 1,000).
 WAL_CHECKPOINT_S = 0.1
-WAL_PASS_WRITES = 20
-WAL_PASS_MAX_S = 1.0
 WAL_CAP_PAGES = 1000
 #: How long a small batch of the SMSC's acceptances waits for more before its
 #: transaction (nobody waits on these), and the size from which it does not

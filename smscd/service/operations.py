@@ -37,8 +37,6 @@ from smscd.service._state import (
     STORE_CHECK_S,
     WAL_CAP_PAGES,
     WAL_CHECKPOINT_S,
-    WAL_PASS_MAX_S,
-    WAL_PASS_WRITES,
     DaemonState,
     T,
 )
@@ -89,23 +87,19 @@ class OperationsStage(DaemonState):
                     log.warning("checkpoint_failed", error=str(exc))
 
     async def copy_wal(self) -> None:
-        """A passive checkpoint in a thread of its own
-        (``SqlStore.checkpoint_wal``) once WAL_PASS_WRITES write transactions
-        were made since the last one, or WAL_PASS_MAX_S after it if any was:
-        the daemon's commits never checkpoint (``open_store(...,
-        background_checkpoints=True)``), so no MO waits for one, and an idle
-        daemon makes none. Returns at once on PostgreSQL."""
+        """Every WAL_CHECKPOINT_S, if anything was written since the last
+        pass, a passive checkpoint in a thread of its own
+        (``SqlStore.checkpoint_wal``): the daemon's commits never checkpoint
+        (``open_store(..., background_checkpoints=True)``), so no MO waits for
+        one. Returns at once on PostgreSQL."""
         limiter = trio.CapacityLimiter(1)
         failing = False
-        done_at, done_writes = trio.current_time(), self.store.write_count
+        done_writes = self.store.write_count
         while True:
             await trio.sleep(WAL_CHECKPOINT_S)
-            writes = self.store.write_count - done_writes
-            if writes < WAL_PASS_WRITES and (
-                writes == 0 or trio.current_time() - done_at < WAL_PASS_MAX_S
-            ):
+            if self.store.write_count == done_writes:
                 continue
-            done_at, done_writes = trio.current_time(), self.store.write_count
+            done_writes = self.store.write_count
             try:
                 done = await trio.to_thread.run_sync(
                     partial(self.store.checkpoint_wal, cap_pages=WAL_CAP_PAGES), limiter=limiter
