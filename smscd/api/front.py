@@ -27,7 +27,6 @@ import socket
 import sys
 from typing import TYPE_CHECKING, cast
 
-import structlog
 import trio
 from hypercorn.trio import serve
 
@@ -40,8 +39,6 @@ if TYPE_CHECKING:
     from hypercorn.typing import Framework
 
 __all__ = ["main"]
-
-log = structlog.get_logger("smscd.api")
 
 
 async def serve_front(rpc: socket.socket, listen_fd: int) -> None:
