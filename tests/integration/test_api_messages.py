@@ -297,6 +297,7 @@ async def test_kill_9_after_a_202_still_sends_that_sms_once(tmp_path: Path) -> N
                 http, token, {"to": "0327000686", "text": "Ma OTP 909090", "client_ref": "k"}
             )
         assert answer.status_code == 202
+        await daemon.wait_log('"api_front_started"')
         (front,) = [
             json.loads(line)["pid"]
             for line in daemon.log_text().splitlines()
@@ -431,6 +432,7 @@ async def test_healthz_says_while_the_api_front_is_down(tmp_path: Path) -> None:
     port = free_port()
     async with open_daemon(tmp_path, extra=api_config(port)) as daemon:
         assert await http_get(daemon.metrics_port, "/healthz") == (200, b"ok\n")
+        await daemon.wait_log('"api_front_started"')
         (front,) = [
             json.loads(line)["pid"]
             for line in daemon.log_text().splitlines()
