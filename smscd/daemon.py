@@ -207,7 +207,11 @@ class Daemon(IntakeStage, DecideStage, OutboxStage, OperationsStage):
         self.api_front = FrontWatch()
         try:
             self.api_port = await root.start(
-                partial(run_front, watch=self.api_front), api, config, self.config.log, observe
+                partial(run_front, record=self.board.events.record, watch=self.api_front),
+                api,
+                config,
+                self.config.log,
+                observe,
             )
         except* OSError as group:
             error = str(group.exceptions[0])

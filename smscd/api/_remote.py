@@ -15,7 +15,9 @@ A call is ``{"n": SEQ, "op": OP, ...arguments}`` with OP one of ``auth``
 "ok": VALUE}``, or ``{"n": SEQ, "error": "unavailable" | "internal"}``. The
 values are the Protocol's attrs classes as JSON objects (a set as a sorted
 list, a time in ISO 8601). ``{"op": "seen", "route", "status"}`` has no answer:
-the front counts a request it answered. The first frame of the daemon is the
+the front counts a request it answered, and ``{"op": "event", "level",
+"event"}`` carries one of the front's warnings or errors (already masked) to
+the daemon's status page. The first frame of the daemon is the
 front's settings (``setup``), before any answer.
 
 Both processes are one install of smscd started by one daemon, so a frame is
@@ -56,7 +58,7 @@ from smscd.api._backend import (
 from smscd.api._tokens import token_hash
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping, MutableMapping
 
     from smscd.api._backend import ApiBackend
 
@@ -83,6 +85,17 @@ MAX_FRAME: Final = 1 << 20
 _LENGTH: Final = struct.Struct(">I")
 
 _T = TypeVar("_T")
+
+#: The front's log levels that also reach the daemon (``forward_warnings``).
+_FORWARDED: Final = frozenset({"warning", "error", "critical", "exception"})
+
+
+def _in_trio() -> bool:
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return False
+    return True
 
 
 class RemoteFailure(Exception):
@@ -237,6 +250,22 @@ class RemoteBackend:
         if not self._closed:
             self.frames.send({"op": "seen", "route": route, "status": status})
 
+    def forward_warnings(
+        self, _logger: object, method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        """A structlog processor (after the masking): each warning or error
+        of the front also goes to the daemon, for the status page's last
+        warnings. Only plain values go; the event is returned unchanged."""
+        level = event_dict.get("level", method)
+        if level in _FORWARDED and not self._closed and _in_trio():
+            plain = {
+                key: value
+                for key, value in event_dict.items()
+                if isinstance(value, (str, int, float, bool)) or value is None
+            }
+            self.frames.send({"op": "event", "level": level, "event": plain})
+        return event_dict
+
     async def _call(self, op: str, **arguments: Any) -> Any:
         if self._closed:
             raise ApiUnavailable("the daemon is not answering")
@@ -292,17 +321,24 @@ async def serve_backend(
     frames: FrameStream,
     backend: ApiBackend,
     observe: Callable[[str, int], None],
+    record: Callable[[Mapping[str, Any], str], None] | None = None,
 ) -> None:
     """The daemon's side: answer the front's calls on ``frames`` from
     ``backend``, each in a task of its own, until the front closes the
     connection or sends what is not this protocol (both end this call; the
-    calls in progress are cancelled)."""
+    calls in progress are cancelled). ``record(event, level)`` gets the
+    front's warnings and errors."""
     async with trio.open_nursery() as nursery:
         nursery.start_soon(frames.write_queued)
         try:
             while (frame := await frames.receive()) is not None:
-                if frame.get("op") == "seen":
+                op = frame.get("op")
+                if op == "seen":
                     observe(str(frame.get("route")), int(frame.get("status", 0)))
+                elif op == "event":
+                    event, level = frame.get("event"), frame.get("level")
+                    if record is not None and isinstance(event, dict) and level in _FORWARDED:
+                        record(event, str(level))
                 else:
                     nursery.start_soon(_answer, frames, backend, frame)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:

@@ -48,8 +48,12 @@ async def serve_front(rpc: socket.socket, listen_fd: int) -> None:
     setup = await frames.receive()
     if setup is None or setup.get("op") != "setup":
         return
-    configure_logging(format=str(setup["log_format"]), level=str(setup["log_level"]))
     backend = RemoteBackend(frames)
+    configure_logging(
+        format=str(setup["log_format"]),
+        level=str(setup["log_level"]),
+        sink=backend.forward_warnings,
+    )
     app = create_api_app(
         backend,
         templates=dict(setup["templates"]),

@@ -44,7 +44,7 @@ import ssl
 import sys
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import httpx
@@ -58,7 +58,7 @@ from smscd.service.api_resets import reset_call
 from smscd.store import StoreError, StoreRejected
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from smscd.api import (
         ApiBackend,
@@ -290,6 +290,7 @@ async def run_front(
     log_config: LogConfig,
     observe: Callable[[str, int], None],
     *,
+    record: Callable[[Mapping[str, Any], str], None] | None = None,
     watch: FrontWatch | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -298,7 +299,8 @@ async def run_front(
     port taken or an unreadable certificate raises OSError before
     ``started()``. A front that ends is started again after
     ``FRONT_RESTART_S``; meanwhile the kernel queues new connections on the
-    socket, which stays open here."""
+    socket, which stays open here. ``record(event, level)`` gets the front's
+    warnings and errors (the status page's last warnings)."""
     host, _, port = api.listen.rpartition(":")
     if api.cert is not None and api.key is not None:
         # The front loads them again; a bad file fails here, in one line.
@@ -319,7 +321,7 @@ async def run_front(
         }
         watch = watch or FrontWatch()
         while True:
-            await _one_front(listener, setup, backend, observe, watch)
+            await _one_front(listener, setup, backend, observe, record, watch)
             await trio.sleep(FRONT_RESTART_S)
 
 
@@ -328,6 +330,7 @@ async def _one_front(
     setup: dict[str, object],
     backend: ApiBackend,
     observe: Callable[[str, int], None],
+    record: Callable[[Mapping[str, Any], str], None] | None,
     watch: FrontWatch,
 ) -> None:
     """Run one front process until it ends or this is cancelled."""
@@ -353,7 +356,7 @@ async def _one_front(
         frames = FrameStream(trio.SocketStream(trio.socket.from_stdlib_socket(ours)))
         try:
             frames.send(setup)
-            await serve_backend(frames, backend, observe)
+            await serve_backend(frames, backend, observe, record)
         finally:
             watch.pid = None
             with trio.CancelScope(shield=True):

@@ -39,7 +39,7 @@ from smscd.service.api import FrontWatch, run_front
 from tests.api.test_messages_app import APP, APP_TOKEN, HOTLINE, HOTLINE_TOKEN, T0, FakeBackend
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Mapping
 
 
 def _frames(sock: socket.socket) -> FrameStream:
@@ -52,6 +52,7 @@ class Wire:
     backend: FakeBackend
     seen: list[tuple[str, int]]
     daemon_side: socket.socket
+    recorded: list[tuple[dict[str, Any], str]]
 
 
 def seen_by(seen: list[tuple[str, int]]) -> Callable[[str, int], None]:
@@ -61,23 +62,30 @@ def seen_by(seen: list[tuple[str, int]]) -> Callable[[str, int], None]:
     return observe
 
 
+def recorder(
+    recorded: list[tuple[dict[str, Any], str]],
+) -> Callable[[Mapping[str, Any], str], None]:
+    def record(event: Mapping[str, Any], level: str) -> None:
+        recorded.append((dict(event), level))
+
+    return record
+
+
 @pytest.fixture
 async def wire() -> AsyncIterator[Wire]:
     front, daemon = socket.socketpair()
     backend = FakeBackend()
     seen: list[tuple[str, int]] = []
+    recorded: list[tuple[dict[str, Any], str]] = []
     remote = RemoteBackend(_frames(front))
     with front, daemon:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(remote.run)
             nursery.start_soon(
-                serve_backend,
-                _frames(daemon),
-                backend,
-                lambda *route_status: seen.append(route_status),
+                serve_backend, _frames(daemon), backend, seen_by(seen), recorder(recorded)
             )
             with trio.fail_after(5):
-                yield Wire(remote, backend, seen, daemon)
+                yield Wire(remote, backend, seen, daemon, recorded)
             nursery.cancel_scope.cancel()
 
 
@@ -125,6 +133,19 @@ async def test_each_call_reaches_the_daemon_and_its_answer_comes_back(wire: Wire
         while not wire.seen:
             await trio.sleep(0.01)
     assert wire.seen == [("messages", 202)]
+
+
+async def test_the_fronts_warnings_reach_the_daemon_masked_and_plain(wire: Wire) -> None:
+    forward = wire.remote.forward_warnings
+    forward(None, "info", {"event": "api_request", "level": "info"})
+    warning = {"event": "http_server_failed", "level": "warning", "msisdn": "0327xxx686"}
+    assert forward(None, "warning", {**warning, "exc": object()})["event"] == "http_server_failed"
+    with trio.fail_after(2):
+        while not wire.recorded:
+            await trio.sleep(0.01)
+    await trio.sleep(0.05)
+    # The info line stays in the front; a value that is not plain is left out.
+    assert wire.recorded == [(warning, "warning")]
 
 
 async def test_concurrent_calls_each_get_their_own_answer(wire: Wire) -> None:
@@ -232,10 +253,11 @@ async def test_the_front_serves_restarts_and_ends_with_the_daemon() -> None:
     backend = FakeBackend()
     seen: list[tuple[str, int]] = []
     watch = FrontWatch()
+    recorded: list[tuple[dict[str, Any], str]] = []
     with capture_logs() as logs, trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             port = await nursery.start(
-                partial(run_front, watch=watch),
+                partial(run_front, record=recorder(recorded), watch=watch),
                 backend,
                 _config(),
                 LogConfig(format="json"),
@@ -245,6 +267,15 @@ async def test_the_front_serves_restarts_and_ends_with_the_daemon() -> None:
             assert (answer.status_code, answer.json()["id"]) == (202, 100)
             assert backend.messages[100][1].text == "Ma OTP 1"
             assert seen == [("messages", 202)]
+            backend.broken = True
+            failed = await _post_otp(port, "bug")
+            assert failed.status_code == 500
+            backend.broken = False
+            while not recorded:  # the front's error line, forwarded
+                await trio.sleep(0.01)
+            assert [(e["event"], e["route"], level) for e, level in recorded] == [
+                ("api_request_failed", "messages", "error")
+            ]
             (first,) = [e["pid"] for e in logs if e["event"] == "api_front_started"]
             assert watch.pid == first
             os.kill(first, signal.SIGKILL)
