@@ -90,14 +90,6 @@ _T = TypeVar("_T")
 _FORWARDED: Final = frozenset({"warning", "error", "critical", "exception"})
 
 
-def _in_trio() -> bool:
-    try:
-        trio.lowlevel.current_trio_token()
-    except RuntimeError:
-        return False
-    return True
-
-
 class RemoteFailure(Exception):
     """The daemon failed the call with an error of its own (logged there)."""
 
@@ -119,12 +111,16 @@ def _plain(_instance: object, _field: object, value: object) -> object:
     return value
 
 
+def _time_or_none(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
 #: Fields whose JSON form is not their Python form.
 _DECODERS: Final[dict[str, Callable[[Any], Any]]] = {
     "scopes": frozenset,
     "created_at": datetime.fromisoformat,
-    "accepted_at": lambda v: None if v is None else datetime.fromisoformat(v),
-    "final_at": lambda v: None if v is None else datetime.fromisoformat(v),
+    "accepted_at": _time_or_none,
+    "final_at": _time_or_none,
 }
 
 
@@ -257,7 +253,7 @@ class RemoteBackend:
         of the front also goes to the daemon, for the status page's last
         warnings. Only plain values go; the event is returned unchanged."""
         level = event_dict.get("level", method)
-        if level in _FORWARDED and not self._closed and _in_trio():
+        if level in _FORWARDED and not self._closed and trio.lowlevel.in_trio_run():
             plain = {
                 key: value
                 for key, value in event_dict.items()

@@ -155,20 +155,15 @@ class StoreBase:
         try:
             with (
                 self._write_lock,
-                self._counted(),
                 self._writing.connect() as conn,
                 closing(Statements(conn, self._plans)) as statements,
                 conn.begin(),
             ):
+                self.write_count += 1
                 yield statements
         except (SQLAlchemyError, *DBAPI_ERRORS, UnicodeError, OverflowError) as exc:
             # UnicodeError, OverflowError: a value the driver could not bind.
             raise unavailable(exc) from exc
-
-    @contextmanager
-    def _counted(self) -> Iterator[None]:
-        self.write_count += 1
-        yield
 
     @contextmanager
     def _read(self) -> Iterator[Statements]:

@@ -37,6 +37,7 @@ from smscd.api._remote import (
 from smscd.config import ApiConfig, LogConfig
 from smscd.service.api import FrontWatch, run_front
 from tests.api.test_messages_app import APP, APP_TOKEN, HOTLINE, HOTLINE_TOKEN, T0, FakeBackend
+from tests.integration.daemon_harness import alive
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
@@ -230,16 +231,6 @@ def _config(**changes: Any) -> ApiConfig:
     return ApiConfig(**(settings | changes))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is gone for our purposes: it serves nothing.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-
-
 async def _post_otp(port: int, ref: str) -> httpx.Response:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
         return await http.post(
@@ -291,7 +282,7 @@ async def test_the_front_serves_restarts_and_ends_with_the_daemon() -> None:
             assert second != first
             assert watch.pid == second
             nursery.cancel_scope.cancel()
-        assert not _alive(second)
+        assert not alive(second)
 
 
 async def test_a_port_taken_fails_before_started() -> None:

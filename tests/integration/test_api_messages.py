@@ -28,6 +28,7 @@ from starlette.routing import Route
 from tests.integration.daemon_harness import (
     SMSCD,
     DaemonProcess,
+    alive,
     free_port,
     http_get,
     open_daemon,
@@ -276,12 +277,15 @@ async def test_every_bad_request_gets_its_status_and_queues_nothing(tmp_path: Pa
         assert daemon.sim.submitted == []
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+async def front_pid(daemon: DaemonProcess) -> int:
+    """The pid of the daemon's API front, from its log line."""
+    await daemon.wait_log('"api_front_started"')
+    (pid,) = [
+        json.loads(line)["pid"]
+        for line in daemon.log_text().splitlines()
+        if '"api_front_started"' in line
+    ]
+    return int(pid)
 
 
 async def test_kill_9_after_a_202_still_sends_that_sms_once(tmp_path: Path) -> None:
@@ -297,17 +301,12 @@ async def test_kill_9_after_a_202_still_sends_that_sms_once(tmp_path: Path) -> N
                 http, token, {"to": "0327000686", "text": "Ma OTP 909090", "client_ref": "k"}
             )
         assert answer.status_code == 202
-        await daemon.wait_log('"api_front_started"')
-        (front,) = [
-            json.loads(line)["pid"]
-            for line in daemon.log_text().splitlines()
-            if '"api_front_started"' in line
-        ]
+        front = await front_pid(daemon)
         daemon.signal(signal.SIGKILL)
         await daemon.wait_exit()
         # The front ends with the daemon that started it (its socketpair closed).
         with trio.fail_after(5):
-            while _alive(front):
+            while alive(front):
                 await trio.sleep(0.05)
         assert daemon.query("SELECT state, client_ref FROM outbound_messages") == [("queued", "k")]
         sim.no_response_on_submit(False)
@@ -432,12 +431,7 @@ async def test_healthz_says_while_the_api_front_is_down(tmp_path: Path) -> None:
     port = free_port()
     async with open_daemon(tmp_path, extra=api_config(port)) as daemon:
         assert await http_get(daemon.metrics_port, "/healthz") == (200, b"ok\n")
-        await daemon.wait_log('"api_front_started"')
-        (front,) = [
-            json.loads(line)["pid"]
-            for line in daemon.log_text().splitlines()
-            if '"api_front_started"' in line
-        ]
+        front = await front_pid(daemon)
         os.kill(front, signal.SIGKILL)
         # Restarted after a second; meanwhile the probe says why it fails.
         with trio.fail_after(5):
