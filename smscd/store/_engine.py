@@ -18,6 +18,14 @@ database and syncs it, and every MO waiting behind that COMMIT waits for the
 copy. The daemon checkpoints in a thread of its own instead
 (``StoreBase.checkpoint_wal``). Every other user of the store (the commands,
 the tests) keeps the auto-checkpoint.
+
+The WAL file's size limit (``journal_size_limit``) is applied by the COMMIT
+that restarts the WAL from its start: it truncates the file, which the next
+commits grow again. A daemon's checkpoints restart the WAL several times a
+second, so its engine sets the limit far above what the WAL holds between
+two checkpoints (``DAEMON_WAL_LIMIT``): no commit truncates, none grows the
+file. The daemon truncates the WAL itself every 30 s (``SqlStore.checkpoint``),
+so the page images of plaintext replies do not linger there either way.
 """
 
 from __future__ import annotations
@@ -91,6 +99,12 @@ def create_store_engine(url: str, *, create_file: bool, autocheckpoint: bool = T
     return create_engine(url, hide_parameters=True)
 
 
+#: Bytes the WAL file is cut back to when it restarts: for the commands and
+#: tests, and for the daemon (whose WAL restarts several times a second).
+WAL_LIMIT = 1 << 20
+DAEMON_WAL_LIMIT = 64 << 20
+
+
 def _tune_sqlite(engine: Engine, *, autocheckpoint: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -105,8 +119,10 @@ def _tune_sqlite(engine: Engine, *, autocheckpoint: bool) -> None:
             # secure_delete the plaintext would live on in the freed page space.
             cursor.execute("PRAGMA secure_delete=ON")
             # Keep the WAL (which holds page images of queued replies until a
-            # checkpoint) from lingering at its high-water mark.
-            cursor.execute("PRAGMA journal_size_limit=1048576")
+            # checkpoint) from lingering at its high-water mark; the daemon
+            # truncates it itself (see the module's docstring).
+            limit = WAL_LIMIT if autocheckpoint else DAEMON_WAL_LIMIT
+            cursor.execute(f"PRAGMA journal_size_limit={limit}")
             if not autocheckpoint:
                 cursor.execute("PRAGMA wal_autocheckpoint=0")
         finally:

@@ -40,9 +40,11 @@ def test_only_the_daemons_store_turns_the_auto_checkpoint_off(
     tmp_path: Path, daemon_store: SqlStore
 ) -> None:
     assert scalar(daemon_store, "PRAGMA wal_autocheckpoint") == 0
+    assert scalar(daemon_store, "PRAGMA journal_size_limit") == 64 << 20
     other = open_store(f"sqlite:///{tmp_path / 'smscd.db'}")
     try:
         assert scalar(other, "PRAGMA wal_autocheckpoint") == 1000
+        assert scalar(other, "PRAGMA journal_size_limit") == 1 << 20
     finally:
         other.close()
 
@@ -70,6 +72,25 @@ def test_a_wal_past_its_cap_is_restarted(daemon_store: SqlStore) -> None:
     after = daemon_store.checkpoint_wal(cap_pages=100_000)
     assert after is not None
     assert 0 < after.pages < done.pages / 5
+    assert scalar(daemon_store, "SELECT count(*) FROM inbound_messages") == 310
+
+
+def test_the_daemons_wal_keeps_its_file_until_the_truncating_checkpoint(
+    tmp_path: Path, daemon_store: SqlStore
+) -> None:
+    wal = tmp_path / "smscd.db-wal"
+    _write(daemon_store, 300)
+    grown = wal.stat().st_size
+    assert grown > 1 << 20
+    done = daemon_store.checkpoint_wal(cap_pages=50)
+    assert done is not None and done.restarted
+    # The commit that starts the WAL again from its beginning does not cut
+    # the file back (a commit of the commands' stores would, to 1 MiB), so
+    # the next ones write into it without growing it.
+    _write(daemon_store, 10, start=300)
+    assert wal.stat().st_size == grown
+    daemon_store.checkpoint()
+    assert wal.stat().st_size == 0
     assert scalar(daemon_store, "SELECT count(*) FROM inbound_messages") == 310
 
 
