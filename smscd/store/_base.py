@@ -185,7 +185,8 @@ class StoreBase:
 
         PostgreSQL: one batched INSERT ... RETURNING, which SQLAlchemy orders.
         SQLite has no ordered form of that, and SQLAlchemy falls back to one
-        INSERT per row. So on SQLite the ids are numbered here, from
+        INSERT per row. So on SQLite one row takes the id SQLite gives it
+        (the cursor's ``lastrowid``), and several are numbered here, from
         ``max(id) + 1``: what SQLite picks itself for an INTEGER PRIMARY KEY
         without AUTOINCREMENT, and no one else can insert meanwhile, as the
         write transaction holds the database's lock from its BEGIN IMMEDIATE.
@@ -194,6 +195,8 @@ class StoreBase:
         if self._postgres:
             returning = stmt.returning(table.c.id, sort_by_parameter_order=True)
             return list(conn.execute(returning, rows).scalars())
+        if len(rows) == 1:
+            return [conn.execute(stmt, rows[0]).lastrowid]
         last = conn.execute(_LAST_ID[table]).scalar() or 0
         ids = list(range(last + 1, last + 1 + len(rows)))
         conn.execute(stmt, [{**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)])

@@ -180,9 +180,11 @@ class Plans:
 class _Rows:
     """The part of SQLAlchemy's ``Result`` the store uses, over fetched rows."""
 
-    def __init__(self, rows: list[Any], rowcount: int) -> None:
+    def __init__(self, rows: list[Any], rowcount: int, lastrowid: int | None = None) -> None:
         self._rows = rows
         self.rowcount = rowcount
+        #: The rowid of the row an INSERT of one row added.
+        self.lastrowid = lastrowid
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._rows)
@@ -240,7 +242,7 @@ class Statements:
         cursor = self._open_cursor()
         cursor.execute(plan.sql, plan.args(params))
         rows = plan.rows(cursor.fetchall()) if plan.row is not None else []
-        return _Rows(rows, cursor.rowcount)
+        return _Rows(rows, cursor.rowcount, cursor.lastrowid)
 
     def _execute_many(self, statement: Executable, rows: list[Mapping[str, Any]]) -> Any:
         assert self._plans is not None

@@ -10,6 +10,7 @@ answered again.
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import zip_longest
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
+    from smscd.reset import Decision
     from smscd.store._cursor import Statements
     from smscd.store.types import NewInbound
 
@@ -79,8 +81,17 @@ class Intake(StoreBase):
             return self._insert_inbound(conn, batch, duplicate_window_s=duplicate_window_s)
 
     def _insert_inbound(
-        self, conn: Statements, batch: Sequence[NewInbound], *, duplicate_window_s: float
+        self,
+        conn: Statements,
+        batch: Sequence[NewInbound],
+        *,
+        duplicate_window_s: float,
+        decisions: Sequence[Decision | None] = (),
     ) -> list[InboundMessage]:
+        """Insert ``batch``; ``decisions[i]`` (None, or missing: none) is
+        the decision already made for ``batch[i]``: an MO that is not a
+        redelivery is inserted DECIDED with it (the caller writes the rest of
+        the decision in the same transaction), a redelivery stays DUPLICATE."""
         window = timedelta(seconds=duplicate_window_s)
         # The original of each MO if it is a redelivery: (False, id) of a stored
         # MO, or (True, index) of an MO earlier in this batch (its id is known
@@ -113,6 +124,10 @@ class Intake(StoreBase):
                 originals.append(original)
         else:
             originals = [None] * len(batch)
+        decided = [
+            None if ref is not None else decision
+            for ref, decision in zip_longest(originals, decisions[: len(batch)])
+        ]
         ids = self._insert_numbered(
             conn,
             _INSERT_INBOUND,
@@ -126,14 +141,15 @@ class Intake(StoreBase):
                     "destination_addr": mo.destination_addr,
                     "text": mo.text,
                     "received_at": mo.received_at,
-                    "state": (
-                        InboundState.RECEIVED if ref is None else InboundState.DUPLICATE
-                    ).value,
+                    "state": _state(ref, decision).value,
                     "duplicate_of": ref[1] if ref is not None and not ref[0] else None,
                     "claimed_by": self.owner,
                     "claimed_at": mo.received_at,
+                    "outcome": None if decision is None else decision.outcome.value,
+                    "bhxh_code": None if decision is None else decision.bhxh_code,
+                    "decided_at": None if decision is None else decision.decided_at,
                 }
-                for mo, ref in zip(batch, originals, strict=True)
+                for mo, ref, decision in zip(batch, originals, decided, strict=True)
             ],
         )
         in_batch = [
@@ -155,7 +171,14 @@ class Intake(StoreBase):
                 destination_addr=mo.destination_addr,
                 text=mo.text,
                 received_at=mo.received_at,
-                state=InboundState.RECEIVED if ref is None else InboundState.DUPLICATE,
+                state=_state(ref, decision),
+                outcome=None if decision is None else decision.outcome,
             )
-            for mo, ref, new_id in zip(batch, originals, ids, strict=True)
+            for mo, ref, decision, new_id in zip(batch, originals, decided, ids, strict=True)
         ]
+
+
+def _state(original: tuple[bool, int] | None, decision: Decision | None) -> InboundState:
+    if original is not None:
+        return InboundState.DUPLICATE
+    return InboundState.RECEIVED if decision is None else InboundState.DECIDED

@@ -79,7 +79,7 @@ from smscd.store._api_resets import API_CARRIER, ApiResets
 from smscd.store._base import unavailable
 from smscd.store._bulk import AccountImport
 from smscd.store._containment import Containment
-from smscd.store._decisions import DECIDE_MANY, Decisions, check_decisions, decided_params
+from smscd.store._decisions import Decisions, check_decisions
 from smscd.store._engine import (
     DatabaseMissing,
     SchemaNotCurrent,
@@ -188,17 +188,17 @@ class SqlStore(
         check_decisions(d for d in decisions if d is not None)
         with self._write() as conn:
             stored = (
-                self._insert_inbound(conn, batch, duplicate_window_s=duplicate_window_s)
+                self._insert_inbound(
+                    conn, batch, duplicate_window_s=duplicate_window_s, decisions=decisions
+                )
                 if batch
                 else []
             )
             decided = [
                 (attrs.evolve(decision, inbound_id=mo.id), mo)
                 for mo, decision in zip(stored, decisions, strict=False)
-                if decision is not None and mo.state is InboundState.RECEIVED
+                if decision is not None and mo.state is InboundState.DECIDED
             ]
-            if decided:
-                conn.execute(DECIDE_MANY, decided_params(decided))
             outbound = self._apply_decisions(conn, decided, lease_s=lease_s)
             early: list[EarlyReceipt] = []
             if accepted:
@@ -206,16 +206,7 @@ class SqlStore(
             matched = self._record_receipts(conn, receipts)
         applied = {mo.id: decision for decision, mo in decided}
         return InboundCommit(
-            messages=[
-                (
-                    attrs.evolve(mo, state=InboundState.DECIDED, outcome=applied[mo.id].outcome)
-                    if mo.id in applied
-                    else mo,
-                    applied.get(mo.id),
-                    outbound.get(mo.id),
-                )
-                for mo in stored
-            ],
+            messages=[(mo, applied.get(mo.id), outbound.get(mo.id)) for mo in stored],
             receipts=matched,
             early=early,
         )

@@ -139,7 +139,6 @@ def test_writes_take_the_write_lock_first_and_lone_reads_begin_nothing(
         "COMMIT",
         "SELECT accounts.phone,",  # the lookup, alone
         "BEGIN IMMEDIATE",
-        "SELECT max(inbound_messages.id)",
-        "INSERT INTO",  # the MO
+        "INSERT INTO",  # the MO, one row: numbered by SQLite itself
         "COMMIT",
     ]
