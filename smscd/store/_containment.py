@@ -52,6 +52,7 @@ from smscd.store._rows import (
     INBOUND_COLUMNS,
     OUTBOUND_COLUMNS,
     inbound_from_row,
+    of_any_carrier,
     outbound_from_row,
 )
 from smscd.store.models import ChargeRow, InboundRow, OutboundRow
@@ -223,6 +224,7 @@ class Containment(StoreBase):
             replies = conn.execute(
                 update(OutboundRow)
                 .where(
+                    of_any_carrier(),
                     OutboundRow.state == OutboundState.QUEUED.value,
                     or_(OutboundRow.lease_until.is_not(None), OutboundRow.claimed_by.is_not(None)),
                 )
@@ -259,6 +261,7 @@ class Containment(StoreBase):
             replies = conn.execute(
                 update(OutboundRow)
                 .where(
+                    of_any_carrier(),
                     OutboundRow.state == OutboundState.QUEUED.value,
                     OutboundRow.claimed_by == self.owner,
                 )
@@ -307,6 +310,7 @@ class Containment(StoreBase):
                 OutboundRow.body,
             )
             .where(
+                of_any_carrier(),
                 OutboundRow.state.in_(
                     [OutboundState.QUEUED.value, OutboundState.QUARANTINED.value]
                 ),

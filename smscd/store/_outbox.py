@@ -17,7 +17,7 @@ from smscd.store._base import StoreBase
 from smscd.store._cursor import prepared
 from smscd.store._masking import mask_body
 from smscd.store._receipts import finish_replies, settle_charge
-from smscd.store._rows import AT
+from smscd.store._rows import AT, of_any_carrier
 from smscd.store.models import OutboundIdRow, OutboundRow, ReceiptKeyRow, ReceiptRow
 from smscd.store.types import EarlyReceipt, OutboundState, ReceiptMatch, StoreError
 
@@ -234,7 +234,7 @@ class Outbox(StoreBase):
     def outbox_depth(self) -> dict[str, int]:
         stmt = (
             select(OutboundRow.carrier, func.count())
-            .where(OutboundRow.state == OutboundState.QUEUED.value)
+            .where(of_any_carrier(), OutboundRow.state == OutboundState.QUEUED.value)
             .group_by(OutboundRow.carrier)
         )
         with self._read() as conn:

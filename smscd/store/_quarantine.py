@@ -14,6 +14,7 @@ from smscd.reset import InboundState
 from smscd.store._base import StoreBase
 from smscd.store._masking import mask_body
 from smscd.store._receipts import settle_charge
+from smscd.store._rows import of_any_carrier
 from smscd.store.models import InboundRow, OutboundRow
 from smscd.store.types import OutboundState, QuarantinedItem
 
@@ -212,7 +213,7 @@ def _quarantined_replies() -> Any:
         OutboundRow.quarantine_reason,
         OutboundRow.quarantined_at,
         OutboundRow.claims,
-    ).where(OutboundRow.state == OutboundState.QUARANTINED.value)
+    ).where(of_any_carrier(), OutboundRow.state == OutboundState.QUARANTINED.value)
 
 
 def _item(kind: str, row: Any) -> QuarantinedItem:

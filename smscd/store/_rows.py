@@ -5,15 +5,51 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import aliased
+
 from smscd.reset import InboundMessage, InboundState, Outcome
 from smscd.store.models import InboundRow, OutboundRow, UtcDateTime
 from smscd.store.types import OutboundMessage, OutboundState
 
-__all__ = ["AT", "INBOUND_COLUMNS", "OUTBOUND_COLUMNS", "inbound_from_row", "outbound_from_row"]
+__all__ = [
+    "AT",
+    "INBOUND_COLUMNS",
+    "OUTBOUND_COLUMNS",
+    "inbound_from_row",
+    "of_any_carrier",
+    "outbound_from_row",
+]
 
 #: The type of a statement's datetime parameter (``bindparam("p_at", type_=AT)``):
 #: stored as the column stores it.
 AT = UtcDateTime()
+
+
+def of_any_carrier() -> ColumnElement[bool]:
+    """``outbound_messages.carrier IN (every carrier that has a reply)``: the
+    condition that lets a statement picking replies by state alone (expiry,
+    releases, counts) search the (carrier, state, next_attempt_at) index,
+    carrier by carrier, instead of reading the whole table, whose history
+    grows by one row per MO. The carriers are read from that index one at a
+    time (a loose index scan: each the least one above the one before), so
+    they cost a few index searches however many replies there are."""
+    later = aliased(OutboundRow)
+    # Nested in the IN (...): a statement that begins with WITH, not UPDATE,
+    # gets no rowcount from pysqlite.
+    carriers = select(func.min(OutboundRow.carrier).label("carrier")).cte(
+        "carriers", recursive=True, nesting=True
+    )
+    carriers = carriers.union_all(
+        select(
+            select(func.min(later.carrier))
+            .where(later.carrier > carriers.c.carrier)
+            .scalar_subquery()
+        ).where(carriers.c.carrier.is_not(None))
+    )
+    return OutboundRow.carrier.in_(
+        select(carriers.c.carrier).where(carriers.c.carrier.is_not(None))
+    )
 
 
 def inbound_from_row(row: Any) -> InboundMessage:
