@@ -17,7 +17,7 @@ import threading
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Insert, func, select
+from sqlalchemy import Insert, Select, func, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from smscd.store._cursor import DBAPI_ERRORS, Plans, Statements, prepared
@@ -176,6 +176,13 @@ class StoreBase:
                 yield statements
         except (SQLAlchemyError, *DBAPI_ERRORS) as exc:
             raise unavailable(exc) from exc
+
+    def _finds_any(self, stmt: Select[*tuple[Any, ...]]) -> bool:
+        """Whether ``stmt`` (a SELECT) has a row, read without a transaction:
+        a periodic claim looks before it takes the write lock, so that a
+        claim that finds nothing (most of them) holds up no writer."""
+        with self._read() as conn:
+            return conn.execute(stmt.limit(1)).first() is not None
 
     def _insert_numbered(
         self, conn: Statements, stmt: Insert, rows: list[dict[str, Any]]

@@ -111,6 +111,8 @@ class Containment(StoreBase):
             .order_by(InboundRow.id)
             .limit(limit)
         )
+        if not self._finds_any(stmt):
+            return [], []
         if self._postgres:
             stmt = stmt.with_for_update(skip_locked=True)
         with self._write() as conn:
@@ -171,6 +173,8 @@ class Containment(StoreBase):
             .order_by(OutboundRow.id)
             .limit(limit)
         )
+        if not self._finds_any(due):
+            return [], []
         if self._postgres:
             due = due.with_for_update(skip_locked=True)
         with self._write() as conn:
@@ -320,6 +324,8 @@ class Containment(StoreBase):
             .order_by(OutboundRow.id)
             .limit(limit)
         )
+        if not self._finds_any(stmt):
+            return []
         if self._postgres:
             stmt = stmt.with_for_update(skip_locked=True)
         with self._write() as conn:

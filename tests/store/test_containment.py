@@ -5,6 +5,8 @@ voided; data the database refuses is StoreRejected, not "unavailable"."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -257,3 +259,31 @@ def test_recovery_reads_a_backlog_batch_after_batch_from_an_id(
     # From the start again: the same oldest rows, still RECEIVED.
     again, _ = store.recover_inbound(limit=3, now=NOW, stale_s=60)
     assert [m.id for m in again] == ids[:3]
+
+
+def test_periodic_claims_that_find_nothing_wait_for_no_writer(store: SqlStore) -> None:
+    """The outbox's claim (twice a second per carrier), the recovery and the
+    expiry look before they take the write lock: one that finds nothing
+    leaves the writers (the intake's commits) alone, and so is not held up
+    by one either."""
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's one writer at a time")
+    add_account(store)
+    # Decided, its reply born leased to its submitter: nothing to claim yet.
+    (leased,) = store.commit_decisions([decision(add_mo(store))], lease_s=30)
+    writer = sqlite3.connect(str(store.engine.url.database), isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+        started = time.monotonic()
+        assert store.lease_outbound(carrier="viettel", now=NOW, limit=10, lease_s=30) == ([], [])
+        assert store.recover_inbound(limit=10, now=NOW, stale_s=60) == ([], [])
+        assert store.expire_replies(now=NOW, max_age_s=3600, max_attempts=10) == []
+        # Not one busy_timeout (5 s) waited for the lock.
+        assert time.monotonic() - started < 1.0
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
+    # Once the lease has run out, the claim takes the lock and the reply.
+    later = NOW + timedelta(seconds=60)
+    taken, _ = store.lease_outbound(carrier="viettel", now=later, limit=10, lease_s=30)
+    assert [m.id for m in taken] == [leased]
