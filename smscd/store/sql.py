@@ -175,9 +175,9 @@ class SqlStore(
 
         ``decisions[i]`` is the decision the caller made for ``batch[i]``
         before the transaction (its ``inbound_id`` is set here, once the MO has
-        its id), or None (or missing) to leave the MO RECEIVED for later. It is
-        applied only if the MO is stored RECEIVED: a redelivery's decision is
-        dropped. No RESET_OK (a new password waits for no transaction). The
+        its id), or None (or missing) to leave the MO RECEIVED for later. An
+        MO that is not a redelivery is inserted DECIDED with it, its reply and
+        charge beside it; a redelivery's decision is dropped. No RESET_OK (a new password waits for no transaction). The
         store never calls the caller back: it reads nothing it did not write.
         One transaction instead of three for the MOs answered at once and the
         receipts that came with them."""
