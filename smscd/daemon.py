@@ -10,7 +10,6 @@ FILE.
 
 from __future__ import annotations
 
-import gc
 import os
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
@@ -22,6 +21,7 @@ import trio
 from smscd import _metrics
 from smscd._hashing import HashProcesses
 from smscd._lockfile import AlreadyRunning, DaemonLock
+from smscd._runtime import settle_interpreter
 from smscd._systemd import Notifier
 from smscd.link import Link
 from smscd.logging import configure_logging
@@ -268,11 +268,7 @@ def run(config: Config) -> int:
             mos, replies = daemon.store.release_abandoned()
             if mos or replies:
                 log.info("abandoned_claims_released", mos=mos, replies=replies)
-        # What was imported and built so far lives as long as the process:
-        # out of the collector's sight, a full collection walks about 7,000
-        # objects instead of 100,000, and stalls the event loop (and the
-        # replies in flight) for about 1 ms instead of 30-40.
-        gc.freeze()
+        settle_interpreter()
         exit_code = 0
         profile_path = os.environ.get(PROFILE_ENV)
         if profile_path:

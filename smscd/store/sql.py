@@ -177,8 +177,9 @@ class SqlStore(
         before the transaction (its ``inbound_id`` is set here, once the MO has
         its id), or None (or missing) to leave the MO RECEIVED for later. An
         MO that is not a redelivery is inserted DECIDED with it, its reply and
-        charge beside it; a redelivery's decision is dropped. No RESET_OK (a new password waits for no transaction). The
-        store never calls the caller back: it reads nothing it did not write.
+        charge beside it; a redelivery's decision is dropped. No RESET_OK (a
+        new password waits for no transaction). The store never calls the
+        caller back: it reads nothing it did not write.
         One transaction instead of three for the MOs answered at once and the
         receipts that came with them."""
         if not batch and not receipts and not accepted:
