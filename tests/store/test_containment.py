@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from smscd.reset import ChargingMode, InboundState, Outcome
+from smscd.store.sql import SqlStore, open_store
 from smscd.store.types import NewInbound, OutboundState, StoreRejected
 from tests.store.helpers import (
     PASSWORD,
@@ -27,8 +28,7 @@ from tests.store.helpers import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from smscd.store.sql import SqlStore
+    from pathlib import Path
 
 NOW = T0 + timedelta(seconds=1)
 
@@ -261,13 +261,19 @@ def test_recovery_reads_a_backlog_batch_after_batch_from_an_id(
     assert [m.id for m in again] == ids[:3]
 
 
-def test_periodic_claims_that_find_nothing_wait_for_no_writer(store: SqlStore) -> None:
+def test_periodic_claims_that_find_nothing_wait_for_no_writer(tmp_path: Path) -> None:
     """The outbox's claim (twice a second per carrier), the recovery and the
     expiry look before they take the write lock: one that finds nothing
     leaves the writers (the intake's commits) alone, and so is not held up
-    by one either."""
-    if store.engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's one writer at a time")
+    by one either (SQLite: one writer at a time)."""
+    store = open_store(f"sqlite:///{tmp_path / 'smscd.db'}", create_if_missing=True)
+    try:
+        _claims_find_nothing_without_the_lock(store)
+    finally:
+        store.close()
+
+
+def _claims_find_nothing_without_the_lock(store: SqlStore) -> None:
     add_account(store)
     # Decided, its reply born leased to its submitter: nothing to claim yet.
     (leased,) = store.commit_decisions([decision(add_mo(store))], lease_s=30)
