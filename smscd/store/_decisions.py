@@ -26,16 +26,14 @@ if TYPE_CHECKING:
     from smscd.store._cursor import Statements
 
 __all__ = [
-    "DECIDE_MANY",
     "Decisions",
     "check_decisions",
-    "decided_params",
     "set_passwords",
 ]
 
 
-def decided_params(decisions: Iterable[tuple[Decision, object]]) -> list[dict[str, Any]]:
-    """The parameters of ``DECIDE_MANY`` for these decisions."""
+def _decided_params(decisions: Iterable[tuple[Decision, object]]) -> list[dict[str, Any]]:
+    """The parameters of ``_DECIDE_MANY`` for these decisions."""
     return [
         {
             "mo_id": decision.inbound_id,
@@ -90,7 +88,7 @@ _UNDECIDED = prepared(
         InboundRow.state == InboundState.RECEIVED.value,
     )
 )
-DECIDE_MANY = prepared(
+_DECIDE_MANY = prepared(
     update(InboundRow)
     .where(
         InboundRow.id == bindparam("mo_id"),
@@ -272,7 +270,7 @@ class Decisions(StoreBase):
             if row is not None:
                 flipped.append((decision, row))
         if flipped:
-            result = conn.execute(DECIDE_MANY, decided_params(flipped))
+            result = conn.execute(_DECIDE_MANY, _decided_params(flipped))
             if result.rowcount not in (-1, len(flipped)):
                 raise StoreError("inbound messages changed state while being decided")
         return flipped
