@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -91,3 +91,17 @@ def rows(store: SqlStore, sql: str, **params: object) -> list[tuple[object, ...]
 def scalar(store: SqlStore, sql: str, **params: object) -> object:
     with store.engine.connect() as conn:
         return conn.execute(sa.text(sql), params).scalar()
+
+
+def statements_run(store: SqlStore) -> list[str]:
+    """Every SQL text the store's SQLite connections run from now on (the
+    list fills as they run), however it got there: SQLAlchemy's execution
+    or the cursor's."""
+    ran: list[str] = []
+
+    @sa.event.listens_for(store.engine, "connect")
+    def _trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(ran.append)
+
+    store.engine.dispose()  # new connections, traced
+    return ran

@@ -13,7 +13,16 @@ from sqlalchemy import event
 
 from smscd.store import _cursor, sql
 from smscd.store.types import StoreRejected
-from tests.store.helpers import CODE, add_account, add_mo, decision, new_mo, rows, scalar
+from tests.store.helpers import (
+    CODE,
+    add_account,
+    add_mo,
+    decision,
+    new_mo,
+    rows,
+    scalar,
+    statements_run,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,18 +33,6 @@ if TYPE_CHECKING:
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> SqlStore:
     return sql.open_store(f"sqlite:///{tmp_path / 'smscd.db'}", create_if_missing=True)
-
-
-def _statements_run(store: SqlStore) -> list[str]:
-    """Every SQL text the DBAPI connection runs, however it got there."""
-    ran: list[str] = []
-
-    @event.listens_for(store.engine, "connect")
-    def _trace(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.set_trace_callback(ran.append)
-
-    store.engine.dispose()  # new connections, traced
-    return ran
 
 
 def test_every_prepared_statement_compiles_for_the_cursor(sqlite_store: SqlStore) -> None:
@@ -56,7 +53,7 @@ def test_hot_statements_skip_sqlalchemy_and_instrumented_engines_do_not(
     sqlite_store: SqlStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     add_account(sqlite_store)
-    ran = _statements_run(sqlite_store)
+    ran = statements_run(sqlite_store)
     through_sqlalchemy: list[str] = []
     dialect = sqlite_store.engine.dialect
     real = dialect.do_execute
@@ -111,7 +108,7 @@ def test_rows_come_back_typed(sqlite_store: SqlStore) -> None:
     aware datetimes (the duplicate check compares them with the new MO's),
     booleans; an IN list is one JSON array."""
     sqlite_store.store_inbound([new_mo()], duplicate_window_s=0)
-    ran = _statements_run(sqlite_store)
+    ran = statements_run(sqlite_store)
     (again,) = sqlite_store.store_inbound([new_mo()], duplicate_window_s=120)
     assert any("json_each" in text for text in ran)
     assert again.state.value == "duplicate"
@@ -128,7 +125,7 @@ def test_writes_take_the_write_lock_first_and_lone_reads_begin_nothing(
     """A write transaction starts with BEGIN IMMEDIATE (it waits for SQLite's
     write lock up front instead of failing with SQLITE_BUSY when a read in it
     turns into a write); a one-statement read runs without a transaction."""
-    ran = _statements_run(sqlite_store)
+    ran = statements_run(sqlite_store)
     add_account(sqlite_store)
     sqlite_store.find_account(CODE)
     add_mo(sqlite_store)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import event
 
 from smscd.reset import Outcome
 from smscd.store.sql import SqlStore, open_store
-from tests.store.helpers import T0, add_account, add_mo, decision, rows
+from tests.store.helpers import T0, add_account, add_mo, decision, rows, statements_run
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -40,17 +39,6 @@ def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
         yield store
     finally:
         store.close()
-
-
-def _traced(store: SqlStore) -> list[str]:
-    ran: list[str] = []
-
-    @event.listens_for(store.engine, "connect")
-    def _trace(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.set_trace_callback(ran.append)
-
-    store.engine.dispose()
-    return ran
 
 
 def _scans(store: SqlStore, sql: str) -> list[str]:
@@ -80,7 +68,7 @@ _RUNS: dict[str, Callable[[SqlStore], object]] = {
 def test_the_daemons_periodic_statements_search_an_index(
     sqlite_store: SqlStore, method: str
 ) -> None:
-    ran = _traced(sqlite_store)
+    ran = statements_run(sqlite_store)
     _RUNS[method](sqlite_store)
     statements = [
         sql for sql in ran if re.match(r"\s*(WITH|SELECT|UPDATE|DELETE)\b", sql, re.IGNORECASE)
